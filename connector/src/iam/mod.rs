@@ -1,0 +1,5 @@
+//! IAM users, groups and roles.
+
+pub mod details;
+pub mod mapping;
+pub mod trust;

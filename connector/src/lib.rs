@@ -1,0 +1,14 @@
+//! The AWS connector's logic, independent of WebAssembly: the component in `guest/`
+//! wraps it with `wasi:http` and the host imports; the host reuses its STS and SigV4 code.
+
+pub mod aws;
+pub mod connector;
+pub mod iam;
+pub mod model;
+pub mod platform;
+pub mod resource_types;
+pub mod settings;
+pub mod sigv4;
+pub mod sts;
+pub mod timestamp;
+pub mod xml;

@@ -1,0 +1,197 @@
+//! The connector's settings: their schema (published in metadata) and their parsing.
+
+use crate::aws::endpoints::parse_endpoint_url;
+use crate::model::{ConnectorError, SettingKind, SettingSpec};
+
+/// Regions IAM Identity Center can live in (baton-aws's list).
+pub const SSO_REGIONS: &[&str] = &[
+    "us-east-2", "us-east-1", "us-west-1", "us-west-2", "af-south-1", "ap-east-1", "ap-southeast-3",
+    "ap-south-1", "ap-northeast-3", "ap-northeast-2", "ap-southeast-1", "ap-southeast-2",
+    "ap-northeast-1", "ca-central-1", "eu-central-1", "eu-west-1", "eu-west-2", "eu-south-1",
+    "eu-west-3", "eu-north-1", "me-south-1", "me-central-1", "sa-east-1",
+];
+
+pub fn specs() -> Vec<SettingSpec> {
+    vec![
+        SettingSpec {
+            name: "global-region",
+            env: "BATON_GLOBAL_REGION",
+            kind: SettingKind::String,
+            default_value: Some("us-east-1"),
+            choices: vec![],
+            description: "Region for STS calls (IAM and Organizations are global)",
+        },
+        SettingSpec {
+            name: "endpoint-url",
+            env: "AWS_ENDPOINT_URL",
+            kind: SettingKind::String,
+            default_value: None,
+            choices: vec![],
+            description: "Send every AWS call to this URL instead (an emulator or a private endpoint)",
+        },
+        SettingSpec {
+            name: "global-aws-orgs-enabled",
+            env: "BATON_GLOBAL_AWS_ORGS_ENABLED",
+            kind: SettingKind::Boolean,
+            default_value: Some("false"),
+            choices: vec![],
+            description: "Sync the AWS Organization's accounts (role must be in the management account)",
+        },
+        SettingSpec {
+            name: "global-aws-sso-enabled",
+            env: "BATON_GLOBAL_AWS_SSO_ENABLED",
+            kind: SettingKind::Boolean,
+            default_value: Some("false"),
+            choices: vec![],
+            description: "Sync IAM Identity Center users, groups and account assignments",
+        },
+        SettingSpec {
+            name: "global-aws-sso-region",
+            env: "BATON_GLOBAL_AWS_SSO_REGION",
+            kind: SettingKind::Select,
+            default_value: Some("us-east-1"),
+            choices: SSO_REGIONS.to_vec(),
+            description: "Region of the IAM Identity Center instance",
+        },
+    ]
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub region: String,
+    pub endpoint_url: Option<String>,
+    pub orgs_enabled: bool,
+    pub sso_enabled: bool,
+    pub sso_region: String,
+}
+
+impl Config {
+    pub fn parse(settings: &[(String, String)]) -> Result<Config, ConnectorError> {
+        let specs = specs();
+        for (name, _) in settings {
+            if !specs.iter().any(|s| s.name == name) {
+                let known: Vec<_> = specs.iter().map(|s| s.name).collect();
+                return Err(ConnectorError::invalid_config(
+                    name,
+                    format!("unknown setting; known settings: {}", known.join(", ")),
+                ));
+            }
+        }
+        let get = |name: &str| -> (&'static str, Option<String>) {
+            let spec = specs.iter().find(|s| s.name == name).expect("declared setting");
+            let value = settings
+                .iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .or(spec.default_value.map(str::to_string));
+            (spec.env, value)
+        };
+        let region = match get("global-region") {
+            (env, Some(r)) => {
+                check_region(env, &r)?;
+                r
+            }
+            (_, None) => "us-east-1".into(),
+        };
+        let endpoint_url = match get("endpoint-url") {
+            (env, Some(url)) => {
+                parse_endpoint_url(&url).map_err(|e| ConnectorError::invalid_config(env, e))?;
+                Some(url)
+            }
+            (_, None) => None,
+        };
+        let orgs_enabled = boolean(get("global-aws-orgs-enabled"))?;
+        let sso_enabled = boolean(get("global-aws-sso-enabled"))?;
+        let (env, sso_region) = get("global-aws-sso-region");
+        let sso_region = sso_region.unwrap_or_else(|| "us-east-1".into());
+        if !SSO_REGIONS.contains(&sso_region.as_str()) {
+            return Err(ConnectorError::invalid_config(
+                env,
+                format!("{sso_region:?} is not an IAM Identity Center region; use one of {}", SSO_REGIONS.join(", ")),
+            ));
+        }
+        if orgs_enabled || sso_enabled {
+            let env = if orgs_enabled { "BATON_GLOBAL_AWS_ORGS_ENABLED" } else { "BATON_GLOBAL_AWS_SSO_ENABLED" };
+            return Err(ConnectorError::invalid_config(
+                env,
+                "Organizations and Identity Center sync are not available in this version yet; unset it to sync IAM",
+            ));
+        }
+        Ok(Config {
+            region,
+            endpoint_url,
+            orgs_enabled,
+            sso_enabled,
+            sso_region,
+        })
+    }
+}
+
+fn boolean((env, value): (&str, Option<String>)) -> Result<bool, ConnectorError> {
+    match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("false") | Some("0") | Some("no") => Ok(false),
+        Some("true") | Some("1") | Some("yes") => Ok(true),
+        Some(other) => Err(ConnectorError::invalid_config(
+            env,
+            format!("{other:?} is not a boolean; use true or false"),
+        )),
+    }
+}
+
+fn check_region(env: &str, region: &str) -> Result<(), ConnectorError> {
+    let parts: Vec<&str> = region.split('-').collect();
+    let ok = parts.len() >= 3
+        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConnectorError::invalid_config(
+            env,
+            format!("{region:?} is not an AWS region name (example: us-east-1)"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn setting_of(e: ConnectorError) -> (String, String) {
+        match e {
+            ConnectorError::InvalidConfig { setting, reason } => (setting, reason),
+            other => panic!("expected invalid-config, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::parse(&[]).unwrap();
+        assert_eq!(c.region, "us-east-1");
+        assert_eq!(c.sso_region, "us-east-1");
+        assert!(!c.orgs_enabled && c.endpoint_url.is_none());
+    }
+
+    #[test]
+    fn bad_values_name_the_setting_and_the_accepted_values() {
+        let (s, why) = setting_of(Config::parse(&set(&[("global-aws-orgs-enabled", "maybe")])).unwrap_err());
+        assert_eq!(s, "BATON_GLOBAL_AWS_ORGS_ENABLED");
+        assert!(why.contains("true or false"), "{why}");
+        let (s, why) = setting_of(Config::parse(&set(&[("global-aws-sso-region", "mars-1")])).unwrap_err());
+        assert_eq!(s, "BATON_GLOBAL_AWS_SSO_REGION");
+        assert!(why.contains("eu-west-1"), "{why}");
+        let (s, _) = setting_of(Config::parse(&set(&[("global-region", "Virginia")])).unwrap_err());
+        assert_eq!(s, "BATON_GLOBAL_REGION");
+        let (s, _) = setting_of(Config::parse(&set(&[("endpoint-url", "localhost:5000")])).unwrap_err());
+        assert_eq!(s, "AWS_ENDPOINT_URL");
+        let (s, why) = setting_of(Config::parse(&set(&[("no-such", "x")])).unwrap_err());
+        assert_eq!(s, "no-such");
+        assert!(why.contains("global-region"), "{why}");
+    }
+}

@@ -1,0 +1,235 @@
+//! The sync engine: resource types, resources, entitlements, grants, in baton's order,
+//! one page at a time, each page committed in one transaction; grant expansion at the end.
+
+use crate::bindings::wit;
+use crate::encode;
+use crate::expand;
+use crate::runtime::{describe_error, CallFailure, Instance};
+use crate::store::proto as p;
+use crate::store::writer::Writer;
+use anyhow::{anyhow, bail, Result};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Attempts per page when the connector reports throttling or a transient failure
+/// (it has already retried each AWS call itself).
+const PAGE_ATTEMPTS: u32 = 4;
+/// A connector returning more pages than this for one listing is looping.
+const MAX_PAGES: usize = 100_000;
+
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub output: PathBuf,
+    pub sync_id: String,
+    pub resources: BTreeMap<String, u64>,
+    pub entitlements: u64,
+    pub grants: u64,
+    pub expanded_created: usize,
+    pub expanded_updated: usize,
+    pub warnings: Vec<String>,
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    pub fn stats_json(&self, resource_types: usize, grants_total: u64) -> String {
+        let mut stats = serde_json::Map::new();
+        let mut put = |k: &str, v: serde_json::Value| {
+            stats.insert(k.to_string(), v);
+        };
+        put("resource_types", resource_types.into());
+        put("resources", self.resources.values().sum::<u64>().into());
+        put("entitlements", self.entitlements.into());
+        put("grants", grants_total.into());
+        put("resources_by_resource_type", serde_json::to_value(&self.resources).unwrap_or_default());
+        serde_json::Value::Object(stats).to_string()
+    }
+}
+
+/// Calls one connector page with bounded retries on throttling and transient errors.
+macro_rules! page {
+    ($inst:expr, $what:expr, $call:ident ( $($arg:expr),* )) => {{
+        let mut attempt = 1;
+        loop {
+            match $inst.$call($($arg),*).await {
+                Ok(page) => break Ok(page),
+                Err(CallFailure::Connector(e)) if attempt < PAGE_ATTEMPTS && retryable(&e) => {
+                    tokio::time::sleep(backoff(&e, attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => break Err(e),
+            }
+        }
+    }};
+}
+
+fn retryable(e: &wit::ConnectorError) -> bool {
+    matches!(e, wit::ConnectorError::Throttled(_) | wit::ConnectorError::Transient(_) | wit::ConnectorError::CredentialsExpired(_))
+}
+
+fn backoff(e: &wit::ConnectorError, attempt: u32) -> Duration {
+    let base = Duration::from_secs(2u64.pow(attempt));
+    match e {
+        wit::ConnectorError::Throttled(t) => base.max(Duration::from_millis(t.retry_after_ms.unwrap_or(0))),
+        _ => base,
+    }
+}
+
+fn fail(what: &str, e: CallFailure) -> anyhow::Error {
+    anyhow!("{what}: {e}")
+}
+
+/// A per-resource failure that should not stop the sync: recorded as a warning.
+fn is_warning(e: &CallFailure) -> bool {
+    matches!(e, CallFailure::Connector(wit::ConnectorError::AccessDenied(_) | wit::ConnectorError::NotFound(_)))
+}
+
+fn skips(resource: &wit::Resource, types: &HashMap<String, wit::ResourceType>, entitlements: bool) -> bool {
+    let hit = |anns: &[wit::Annotation]| {
+        anns.iter().any(|a| match a {
+            wit::Annotation::SkipEntitlementsAndGrants => true,
+            wit::Annotation::SkipEntitlements => entitlements,
+            wit::Annotation::SkipGrants => !entitlements,
+            _ => false,
+        })
+    };
+    hit(&resource.annotations) || types.get(&resource.id.resource_type).is_some_and(|t| hit(&t.annotations))
+}
+
+pub async fn run(inst: &mut Instance, resource_types: &[wit::ResourceType], out: &Path) -> Result<Summary> {
+    let started = Instant::now();
+    let mut summary = Summary { output: out.to_path_buf(), ..Default::default() };
+    let mut writer = Writer::begin(out)?;
+    summary.sync_id = writer.sync_id.clone();
+
+    let types: HashMap<String, wit::ResourceType> = resource_types.iter().map(|t| (t.id.clone(), t.clone())).collect();
+    let proto_types: HashMap<String, p::ResourceType> = resource_types.iter().map(|t| (t.id.clone(), encode::resource_type(t))).collect();
+    writer.put_resource_types(&resource_types.iter().map(encode::resource_type).collect::<Vec<_>>())?;
+
+    // Resources: every type at the top level, then children announced by their parents.
+    let mut resources: Vec<(wit::Resource, p::Resource)> = Vec::new();
+    let mut queue: VecDeque<(String, Option<wit::ResourceId>)> = resource_types.iter().map(|t| (t.id.clone(), None)).collect();
+    let mut listed: HashSet<(String, Option<(String, String)>)> = HashSet::new();
+    while let Some((rtype, parent)) = queue.pop_front() {
+        if !listed.insert((rtype.clone(), parent.as_ref().map(|p| (p.resource_type.clone(), p.resource.clone())))) {
+            continue;
+        }
+        let mut token: Option<String> = None;
+        for pages in 0.. {
+            if pages >= MAX_PAGES {
+                bail!("listing {rtype} resources did not end after {MAX_PAGES} pages");
+            }
+            let page = page!(inst, "list-resources", list_resources(&rtype, parent.as_ref(), token.as_deref()))
+                .map_err(|e| fail(&format!("listing {rtype} resources failed"), e))?;
+            summary.warnings.extend(page.warnings.iter().cloned());
+            let mut batch = Vec::with_capacity(page.items.len());
+            for r in page.items {
+                if r.id.resource.is_empty() || r.id.resource_type.is_empty() {
+                    summary.warnings.push(format!("a {rtype} resource without an id was dropped"));
+                    continue;
+                }
+                for a in &r.annotations {
+                    if let wit::Annotation::ChildResourceType(child) = a {
+                        queue.push_back((child.clone(), Some(r.id.clone())));
+                    }
+                }
+                let proto = encode::resource(&r)?;
+                *summary.resources.entry(r.id.resource_type.clone()).or_default() += 1;
+                batch.push(proto.clone());
+                resources.push((r, proto));
+            }
+            writer.put_resources(&batch)?;
+            match next_token(&rtype, token.as_deref(), page.next_page_token)? {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+    }
+
+    // Entitlements of every resource.
+    let mut entitlements: HashMap<String, p::Entitlement> = HashMap::new();
+    for (r, proto) in &resources {
+        if skips(r, &types, true) {
+            continue;
+        }
+        let mut token: Option<String> = None;
+        loop {
+            let page = match page!(inst, "list-entitlements", list_entitlements(r, token.as_deref())) {
+                Ok(p) => p,
+                Err(e) if is_warning(&e) => {
+                    summary.warnings.push(format!("entitlements of {}:{}: {e}", r.id.resource_type, r.id.resource));
+                    break;
+                }
+                Err(e) => return Err(fail(&format!("listing entitlements of {}:{} failed", r.id.resource_type, r.id.resource), e)),
+            };
+            summary.warnings.extend(page.warnings.iter().cloned());
+            let batch: Vec<p::Entitlement> = page.items.iter().map(|e| encode::entitlement(e, proto, &proto_types)).collect();
+            summary.entitlements += batch.len() as u64;
+            writer.put_entitlements(&batch)?;
+            for e in batch {
+                entitlements.insert(e.id.clone(), e);
+            }
+            match next_token("entitlements", token.as_deref(), page.next_page_token)? {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+    }
+
+    // Grants of every resource.
+    for (r, proto) in &resources {
+        if skips(r, &types, false) {
+            continue;
+        }
+        let mut token: Option<String> = None;
+        loop {
+            let page = match page!(inst, "list-grants", list_grants(r, token.as_deref())) {
+                Ok(p) => p,
+                Err(e) if is_warning(&e) => {
+                    summary.warnings.push(format!("grants of {}:{}: {e}", r.id.resource_type, r.id.resource));
+                    break;
+                }
+                Err(e) => return Err(fail(&format!("listing grants of {}:{} failed", r.id.resource_type, r.id.resource), e)),
+            };
+            summary.warnings.extend(page.warnings.iter().cloned());
+            let batch: Vec<_> = page.items.iter().map(|g| encode::grant(g, entitlements.get(&g.entitlement_id), proto)).collect();
+            summary.grants += batch.len() as u64;
+            writer.put_grants(&batch)?;
+            match next_token("grants", token.as_deref(), page.next_page_token)? {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+    }
+
+    let outcome = expand::expand(writer.conn(), &writer.sync_id)?;
+    summary.expanded_created = outcome.created;
+    summary.expanded_updated = outcome.updated;
+    summary.warnings.extend(outcome.warnings);
+
+    let grants_total = summary.grants + outcome.created as u64;
+    let stats = summary.stats_json(resource_types.len(), grants_total);
+    writer.finish(&stats)?;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// The next page token, refusing one that repeats the current token (a connector bug
+/// that would loop forever).
+fn next_token(what: &str, current: Option<&str>, next: Option<String>) -> Result<Option<String>> {
+    match next.filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(t) if Some(t.as_str()) == current => bail!("the connector returned the same page token twice while listing {what}"),
+        Some(t) => Ok(Some(t)),
+    }
+}
+
+pub fn explain_config_error(e: &CallFailure) -> String {
+    match e {
+        CallFailure::Connector(wit::ConnectorError::InvalidConfig(c)) => {
+            format!("invalid setting {}: {}", c.setting, c.reason)
+        }
+        CallFailure::Connector(other) => describe_error(other),
+        CallFailure::Sandbox(why) => why.clone(),
+    }
+}
