@@ -45,7 +45,9 @@ pub struct Connector {
 }
 
 impl Connector {
-    pub fn configure(settings: &[(String, String)]) -> Result<(Connector, Configured), ConnectorError> {
+    pub fn configure(
+        settings: &[(String, String)],
+    ) -> Result<(Connector, Configured), ConnectorError> {
         let config = Config::parse(settings)?;
         let endpoints = Endpoints::new(&config.region, config.endpoint_url.as_deref())
             .map_err(|e| ConnectorError::invalid_config("AWS_ENDPOINT_URL", e))?;
@@ -67,13 +69,18 @@ impl Connector {
     }
 
     pub fn validate<P: Platform>(&self, platform: &P) -> Result<String, ConnectorError> {
-        let result = self.client(platform).query(Service::Sts, "GetCallerIdentity", &[])?;
+        let result = self
+            .client(platform)
+            .query(Service::Sts, "GetCallerIdentity", &[])?;
         let me = sts::parse_caller_identity(&result).map_err(ConnectorError::Fatal)?;
         Ok(format!("AWS account {} as {}", me.account, me.arn))
     }
 
     /// The account's IAM entities, fetched once per sync and shared through the host cache.
-    fn details<P: Platform>(&self, platform: &P) -> Result<Rc<AuthorizationDetails>, ConnectorError> {
+    fn details<P: Platform>(
+        &self,
+        platform: &P,
+    ) -> Result<Rc<AuthorizationDetails>, ConnectorError> {
         if let Some(d) = self.details.borrow().as_ref() {
             return Ok(d.clone());
         }
@@ -84,7 +91,8 @@ impl Connector {
             Some(d) => d,
             None => {
                 let d = AuthorizationDetails::fetch(&self.client(platform))?;
-                let bytes = serde_json::to_vec(&d).map_err(|e| ConnectorError::Fatal(e.to_string()))?;
+                let bytes =
+                    serde_json::to_vec(&d).map_err(|e| ConnectorError::Fatal(e.to_string()))?;
                 platform.cache_set(CACHE_KEY_DETAILS, &bytes);
                 d
             }
@@ -109,12 +117,20 @@ impl Connector {
             IAM_USER => details.users.iter().map(mapping::user_resource).collect(),
             GROUP => details.groups.iter().map(mapping::group_resource).collect(),
             ROLE => details.roles.iter().map(mapping::role_resource).collect(),
-            other => return Err(ConnectorError::NotFound(format!("unknown resource type {other:?}"))),
+            other => {
+                return Err(ConnectorError::NotFound(format!(
+                    "unknown resource type {other:?}"
+                )))
+            }
         };
         paged(all, page_token)
     }
 
-    pub fn list_entitlements(&self, resource: &Resource, page_token: Option<&str>) -> Result<Page<Entitlement>, ConnectorError> {
+    pub fn list_entitlements(
+        &self,
+        resource: &Resource,
+        page_token: Option<&str>,
+    ) -> Result<Page<Entitlement>, ConnectorError> {
         let items = match resource.id.resource_type.as_str() {
             GROUP => vec![mapping::membership_entitlement(resource, "IAM")],
             ROLE => vec![mapping::role_entitlement(resource)],
@@ -156,7 +172,9 @@ fn paged<T>(mut all: Vec<T>, page_token: Option<&str>) -> Result<Page<T>, Connec
             .map_err(|_| ConnectorError::Fatal(format!("invalid page token {t:?}")))?,
     };
     if start > all.len() {
-        return Err(ConnectorError::Fatal(format!("page token {start} is past the end")));
+        return Err(ConnectorError::Fatal(format!(
+            "page token {start} is past the end"
+        )));
     }
     let end = (start + PAGE_ITEMS).min(all.len());
     let next = (end < all.len()).then(|| end.to_string());
@@ -177,9 +195,15 @@ mod tests {
     fn pages_slice_and_end() {
         let all: Vec<usize> = (0..1_100).collect();
         let p1 = paged(all.clone(), None).unwrap();
-        assert_eq!((p1.items.len(), p1.next_page_token.as_deref()), (500, Some("500")));
+        assert_eq!(
+            (p1.items.len(), p1.next_page_token.as_deref()),
+            (500, Some("500"))
+        );
         let p3 = paged(all.clone(), Some("1000")).unwrap();
-        assert_eq!((p3.items[0], p3.items.len(), p3.next_page_token), (1000, 100, None));
+        assert_eq!(
+            (p3.items[0], p3.items.len(), p3.next_page_token),
+            (1000, 100, None)
+        );
         assert!(paged(all.clone(), Some("x")).is_err());
         assert!(paged(all, Some("5000")).is_err());
         assert_eq!(paged(Vec::<u8>::new(), None).unwrap().next_page_token, None);
@@ -188,8 +212,13 @@ mod tests {
     #[test]
     fn configure_reports_the_hosts_it_will_call() {
         let (_, c) = Connector::configure(&[("global-region".into(), "eu-west-1".into())]).unwrap();
-        assert_eq!(c.outbound_hosts, ["iam.amazonaws.com", "sts.eu-west-1.amazonaws.com"]);
-        let (_, c) = Connector::configure(&[("endpoint-url".into(), "http://127.0.0.1:5000".into())]).unwrap();
+        assert_eq!(
+            c.outbound_hosts,
+            ["iam.amazonaws.com", "sts.eu-west-1.amazonaws.com"]
+        );
+        let (_, c) =
+            Connector::configure(&[("endpoint-url".into(), "http://127.0.0.1:5000".into())])
+                .unwrap();
         assert_eq!(c.outbound_hosts, ["127.0.0.1:5000"]);
     }
 }

@@ -70,7 +70,11 @@ pub trait Platform {
     /// Sends one POST request and reads the whole response.
     fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError>;
     /// Credentials for a scope. `refresh` asks the host for fresh ones (after a rejection).
-    fn credentials(&self, scope: &CredentialScope, refresh: bool) -> Result<Credentials, ConnectorError>;
+    fn credentials(
+        &self,
+        scope: &CredentialScope,
+        refresh: bool,
+    ) -> Result<Credentials, ConnectorError>;
     fn now(&self) -> SystemTime;
     fn sleep(&self, duration: Duration);
     /// A random number for backoff jitter.

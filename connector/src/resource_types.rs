@@ -13,7 +13,10 @@ pub fn iam_user() -> ResourceType {
         display_name: "IAM User",
         description: "An IAM user of the AWS account",
         traits: vec![TraitKind::User],
-        annotations: vec![Annotation::SkipEntitlements, Annotation::V1Identifier(IAM_USER.into())],
+        annotations: vec![
+            Annotation::SkipEntitlements,
+            Annotation::V1Identifier(IAM_USER.into()),
+        ],
     }
 }
 
@@ -21,7 +24,8 @@ pub fn role() -> ResourceType {
     ResourceType {
         id: ROLE,
         display_name: "IAM Role",
-        description: "An IAM role; its grants are the users and roles its trust policy lets assume it",
+        description:
+            "An IAM role; its grants are the users and roles its trust policy lets assume it",
         traits: vec![TraitKind::Role],
         annotations: vec![Annotation::V1Identifier(ROLE.into())],
     }

@@ -5,10 +5,29 @@ use crate::model::{ConnectorError, SettingKind, SettingSpec};
 
 /// Regions IAM Identity Center can live in (baton-aws's list).
 pub const SSO_REGIONS: &[&str] = &[
-    "us-east-2", "us-east-1", "us-west-1", "us-west-2", "af-south-1", "ap-east-1", "ap-southeast-3",
-    "ap-south-1", "ap-northeast-3", "ap-northeast-2", "ap-southeast-1", "ap-southeast-2",
-    "ap-northeast-1", "ca-central-1", "eu-central-1", "eu-west-1", "eu-west-2", "eu-south-1",
-    "eu-west-3", "eu-north-1", "me-south-1", "me-central-1", "sa-east-1",
+    "us-east-2",
+    "us-east-1",
+    "us-west-1",
+    "us-west-2",
+    "af-south-1",
+    "ap-east-1",
+    "ap-southeast-3",
+    "ap-south-1",
+    "ap-northeast-3",
+    "ap-northeast-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-northeast-1",
+    "ca-central-1",
+    "eu-central-1",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-south-1",
+    "eu-west-3",
+    "eu-north-1",
+    "me-south-1",
+    "me-central-1",
+    "sa-east-1",
 ];
 
 pub fn specs() -> Vec<SettingSpec> {
@@ -27,7 +46,8 @@ pub fn specs() -> Vec<SettingSpec> {
             kind: SettingKind::String,
             default_value: None,
             choices: vec![],
-            description: "Send every AWS call to this URL instead (an emulator or a private endpoint)",
+            description:
+                "Send every AWS call to this URL instead (an emulator or a private endpoint)",
         },
         SettingSpec {
             name: "global-aws-orgs-enabled",
@@ -35,7 +55,8 @@ pub fn specs() -> Vec<SettingSpec> {
             kind: SettingKind::Boolean,
             default_value: Some("false"),
             choices: vec![],
-            description: "Sync the AWS Organization's accounts (role must be in the management account)",
+            description:
+                "Sync the AWS Organization's accounts (role must be in the management account)",
         },
         SettingSpec {
             name: "global-aws-sso-enabled",
@@ -78,7 +99,10 @@ impl Config {
             }
         }
         let get = |name: &str| -> (&'static str, Option<String>) {
-            let spec = specs.iter().find(|s| s.name == name).expect("declared setting");
+            let spec = specs
+                .iter()
+                .find(|s| s.name == name)
+                .expect("declared setting");
             let value = settings
                 .iter()
                 .rev()
@@ -109,11 +133,18 @@ impl Config {
         if !SSO_REGIONS.contains(&sso_region.as_str()) {
             return Err(ConnectorError::invalid_config(
                 env,
-                format!("{sso_region:?} is not an IAM Identity Center region; use one of {}", SSO_REGIONS.join(", ")),
+                format!(
+                    "{sso_region:?} is not an IAM Identity Center region; use one of {}",
+                    SSO_REGIONS.join(", ")
+                ),
             ));
         }
         if orgs_enabled || sso_enabled {
-            let env = if orgs_enabled { "BATON_GLOBAL_AWS_ORGS_ENABLED" } else { "BATON_GLOBAL_AWS_SSO_ENABLED" };
+            let env = if orgs_enabled {
+                "BATON_GLOBAL_AWS_ORGS_ENABLED"
+            } else {
+                "BATON_GLOBAL_AWS_SSO_ENABLED"
+            };
             return Err(ConnectorError::invalid_config(
                 env,
                 "Organizations and Identity Center sync are not available in this version yet; unset it to sync IAM",
@@ -143,8 +174,14 @@ fn boolean((env, value): (&str, Option<String>)) -> Result<bool, ConnectorError>
 fn check_region(env: &str, region: &str) -> Result<(), ConnectorError> {
     let parts: Vec<&str> = region.split('-').collect();
     let ok = parts.len() >= 3
-        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
-        && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()));
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()));
     if ok {
         Ok(())
     } else {
@@ -160,7 +197,10 @@ mod tests {
     use super::*;
 
     fn set(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn setting_of(e: ConnectorError) -> (String, String) {
@@ -180,15 +220,18 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_setting_and_the_accepted_values() {
-        let (s, why) = setting_of(Config::parse(&set(&[("global-aws-orgs-enabled", "maybe")])).unwrap_err());
+        let (s, why) =
+            setting_of(Config::parse(&set(&[("global-aws-orgs-enabled", "maybe")])).unwrap_err());
         assert_eq!(s, "BATON_GLOBAL_AWS_ORGS_ENABLED");
         assert!(why.contains("true or false"), "{why}");
-        let (s, why) = setting_of(Config::parse(&set(&[("global-aws-sso-region", "mars-1")])).unwrap_err());
+        let (s, why) =
+            setting_of(Config::parse(&set(&[("global-aws-sso-region", "mars-1")])).unwrap_err());
         assert_eq!(s, "BATON_GLOBAL_AWS_SSO_REGION");
         assert!(why.contains("eu-west-1"), "{why}");
         let (s, _) = setting_of(Config::parse(&set(&[("global-region", "Virginia")])).unwrap_err());
         assert_eq!(s, "BATON_GLOBAL_REGION");
-        let (s, _) = setting_of(Config::parse(&set(&[("endpoint-url", "localhost:5000")])).unwrap_err());
+        let (s, _) =
+            setting_of(Config::parse(&set(&[("endpoint-url", "localhost:5000")])).unwrap_err());
         assert_eq!(s, "AWS_ENDPOINT_URL");
         let (s, why) = setting_of(Config::parse(&set(&[("no-such", "x")])).unwrap_err());
         assert_eq!(s, "no-such");

@@ -89,7 +89,14 @@ mod tests {
             body: b"Param1=value1".to_vec(),
         };
         let time = UNIX_EPOCH + Duration::from_secs(1_440_938_160); // 20150830T123600Z
-        sign_request(&mut req, &example_credentials(None), "us-east-1", "service", time).unwrap();
+        sign_request(
+            &mut req,
+            &example_credentials(None),
+            "us-east-1",
+            "service",
+            time,
+        )
+        .unwrap();
         assert_eq!(header(&req, "x-amz-date"), "20150830T123600Z");
         assert_eq!(
             header(&req, "authorization"),
@@ -119,7 +126,13 @@ mod tests {
         assert_eq!(header(&req, "x-amz-security-token"), "TOKEN");
         let auth = header(&req, "authorization");
         assert!(auth.contains("/us-east-1/sts/aws4_request"), "{auth}");
-        assert!(auth.contains("SignedHeaders=host;x-amz-date;x-amz-security-token"), "{auth}");
-        assert!(req.header("host").is_none(), "host is set by the HTTP layer, not by us");
+        assert!(
+            auth.contains("SignedHeaders=host;x-amz-date;x-amz-security-token"),
+            "{auth}"
+        );
+        assert!(
+            req.header("host").is_none(),
+            "host is set by the HTTP layer, not by us"
+        );
     }
 }

@@ -54,8 +54,9 @@ pub fn parse_assumed_credentials(result: &Element) -> Result<Credentials, String
     let secret_access_key = field("SecretAccessKey")?;
     let session_token = field("SessionToken")?;
     let expiration = field("Expiration")?;
-    let expires_at: Timestamp = parse_iso8601(&expiration)
-        .ok_or_else(|| format!("sts:AssumeRole answered with an unreadable Expiration {expiration:?}"))?;
+    let expires_at: Timestamp = parse_iso8601(&expiration).ok_or_else(|| {
+        format!("sts:AssumeRole answered with an unreadable Expiration {expiration:?}")
+    })?;
     Ok(Credentials {
         access_key_id,
         secret_access_key,
@@ -77,7 +78,8 @@ pub fn validate_role_arn(arn: &str) -> Result<(), String> {
         && parts[5].strip_prefix("role/").is_some_and(|n| {
             !n.is_empty()
                 && !n.ends_with('/')
-                && n.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c))
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c))
         });
     if ok {
         Ok(())
@@ -104,12 +106,16 @@ mod tests {
         assert_eq!(c.session_token.as_deref(), Some("t"));
         assert_eq!(c.expires_at.unwrap().seconds, 1_893_456_000);
         let missing = xml::parse("<AssumeRoleResult><Credentials/></AssumeRoleResult>").unwrap();
-        assert!(parse_assumed_credentials(&missing).unwrap_err().contains("AccessKeyId"));
+        assert!(parse_assumed_credentials(&missing)
+            .unwrap_err()
+            .contains("AccessKeyId"));
     }
 
     #[test]
     fn role_arns_are_checked() {
-        assert!(validate_role_arn("arn:aws:iam::123456789012:role/ConductorOneIntegration").is_ok());
+        assert!(
+            validate_role_arn("arn:aws:iam::123456789012:role/ConductorOneIntegration").is_ok()
+        );
         assert!(validate_role_arn("arn:aws:iam::123456789012:role/path/to/Name").is_ok());
         for bad in [
             "ConductorOneIntegration",
@@ -118,7 +124,12 @@ mod tests {
             "arn:aws:sts::123456789012:role/x",
             "arn:aws:iam::123456789012:role/",
         ] {
-            assert!(validate_role_arn(bad).unwrap_err().contains("not an IAM role ARN"), "{bad}");
+            assert!(
+                validate_role_arn(bad)
+                    .unwrap_err()
+                    .contains("not an IAM role ARN"),
+                "{bad}"
+            );
         }
     }
 }

@@ -6,11 +6,19 @@ pub fn parse_iso8601(s: &str) -> Option<Timestamp> {
     let s = s.trim();
     let (date, time) = s.split_once('T')?;
     let mut d = date.split('-');
-    let (y, m, day): (i64, u32, u32) = (d.next()?.parse().ok()?, d.next()?.parse().ok()?, d.next()?.parse().ok()?);
+    let (y, m, day): (i64, u32, u32) = (
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+    );
     let (clock, offset_secs) = split_zone(time)?;
     let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
     let mut t = hms.split(':');
-    let (h, mi, sec): (i64, i64, i64) = (t.next()?.parse().ok()?, t.next()?.parse().ok()?, t.next()?.parse().ok()?);
+    let (h, mi, sec): (i64, i64, i64) = (
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+    );
     if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || mi > 59 || sec > 60 {
         return None;
     }
@@ -37,8 +45,13 @@ fn split_zone(time: &str) -> Option<(&str, i64)> {
     let idx = time.rfind(['+', '-'])?;
     let (clock, zone) = time.split_at(idx);
     let sign = if zone.starts_with('-') { -1 } else { 1 };
-    let (zh, zm) = zone[1..].split_once(':').unwrap_or((&zone[1..3.min(zone.len())], "00"));
-    Some((clock, sign * (zh.parse::<i64>().ok()? * 3600 + zm.parse::<i64>().ok()? * 60)))
+    let (zh, zm) = zone[1..]
+        .split_once(':')
+        .unwrap_or((&zone[1..3.min(zone.len())], "00"));
+    Some((
+        clock,
+        sign * (zh.parse::<i64>().ok()? * 3600 + zm.parse::<i64>().ok()? * 60),
+    ))
 }
 
 /// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -63,7 +76,10 @@ mod tests {
         assert_eq!(t.seconds, 1_440_938_160);
         let f = parse_iso8601("2015-08-30T12:36:00.250Z").unwrap();
         assert_eq!((f.seconds, f.nanos), (1_440_938_160, 250_000_000));
-        assert_eq!(parse_iso8601("2015-08-30T14:36:00+02:00").unwrap().seconds, 1_440_938_160);
+        assert_eq!(
+            parse_iso8601("2015-08-30T14:36:00+02:00").unwrap().seconds,
+            1_440_938_160
+        );
         assert!(parse_iso8601("yesterday").is_none());
         assert!(parse_iso8601("2015-13-30T12:36:00Z").is_none());
     }

@@ -61,11 +61,13 @@ fn annotation(a: m::Annotation) -> wit::Annotation {
             })
         }
         m::Annotation::ExternalLink(s) => wit::Annotation::ExternalLink(s),
-        m::Annotation::GrantExpandable(g) => wit::Annotation::GrantExpandable(wit::GrantExpandable {
-            entitlement_ids: g.entitlement_ids,
-            shallow: g.shallow,
-            resource_type_ids: g.resource_type_ids,
-        }),
+        m::Annotation::GrantExpandable(g) => {
+            wit::Annotation::GrantExpandable(wit::GrantExpandable {
+                entitlement_ids: g.entitlement_ids,
+                shallow: g.shallow,
+                resource_type_ids: g.resource_type_ids,
+            })
+        }
         m::Annotation::GrantAlreadyExists => wit::Annotation::GrantAlreadyExists,
         m::Annotation::GrantAlreadyRevoked => wit::Annotation::GrantAlreadyRevoked,
         m::Annotation::RequestId(s) => wit::Annotation::RequestId(s),
@@ -249,7 +251,10 @@ pub fn grant_page(p: m::Page<m::Grant>) -> wit::GrantPage {
 
 pub fn error(e: m::ConnectorError) -> wit::ConnectorError {
     match e {
-        m::ConnectorError::Throttled { retry_after, message } => wit::ConnectorError::Throttled(wit::Throttled {
+        m::ConnectorError::Throttled {
+            retry_after,
+            message,
+        } => wit::ConnectorError::Throttled(wit::Throttled {
             retry_after_ms: retry_after.map(|d| d.as_millis() as u64),
             message,
         }),

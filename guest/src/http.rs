@@ -6,7 +6,8 @@
 use aws_connector_core::platform::{HttpRequest, HttpResponse, Scheme, TransportError};
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
-    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme as WasiScheme,
+    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions,
+    Scheme as WasiScheme,
 };
 use wasip2::io::streams::StreamError;
 
@@ -29,11 +30,20 @@ pub fn send(req: &HttpRequest) -> Result<HttpResponse, TransportError> {
         Scheme::Http => WasiScheme::Http,
         Scheme::Https => WasiScheme::Https,
     };
-    let invalid = |what: &str| TransportError::Connection(format!("invalid {what} for {}", req.url()));
-    request.set_method(&Method::Post).map_err(|_| invalid("method"))?;
-    request.set_scheme(Some(&scheme)).map_err(|_| invalid("scheme"))?;
-    request.set_authority(Some(&req.authority)).map_err(|_| invalid("authority"))?;
-    request.set_path_with_query(Some(&req.path)).map_err(|_| invalid("path"))?;
+    let invalid =
+        |what: &str| TransportError::Connection(format!("invalid {what} for {}", req.url()));
+    request
+        .set_method(&Method::Post)
+        .map_err(|_| invalid("method"))?;
+    request
+        .set_scheme(Some(&scheme))
+        .map_err(|_| invalid("scheme"))?;
+    request
+        .set_authority(Some(&req.authority))
+        .map_err(|_| invalid("authority"))?;
+    request
+        .set_path_with_query(Some(&req.path))
+        .map_err(|_| invalid("path"))?;
     let body = request.body().map_err(|_| invalid("body"))?;
 
     let options = RequestOptions::new();
@@ -43,22 +53,19 @@ pub fn send(req: &HttpRequest) -> Result<HttpResponse, TransportError> {
     let _ = options.set_between_bytes_timeout(Some(RESPONSE_TIMEOUT_NS));
 
     let future = outgoing_handler::handle(request, Some(options)).map_err(transport_error)?;
-    {
-        let stream = body.write().map_err(|_| invalid("body stream"))?;
-        for chunk in req.body.chunks(WRITE_CHUNK) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|e| TransportError::Connection(format!("writing the request body failed: {}", stream_error(e))))?;
-        }
-    }
-    OutgoingBody::finish(body, None).map_err(transport_error)?;
-
+    let written = write_body(body, &req.body);
     future.subscribe().block();
+    // When the host refuses the request it also closes the body: its reason wins.
     let response = match future.get() {
         Some(Ok(Ok(r))) => r,
         Some(Ok(Err(code))) => return Err(transport_error(code)),
-        Some(Err(())) | None => return Err(TransportError::Connection("the response was already taken".into())),
+        Some(Err(())) | None => {
+            return Err(TransportError::Connection(
+                "the response was already taken".into(),
+            ))
+        }
     };
+    written?;
     let status = response.status();
     let headers = response
         .headers()
@@ -89,7 +96,28 @@ pub fn send(req: &HttpRequest) -> Result<HttpResponse, TransportError> {
         }
     }
     drop(IncomingBody::finish(incoming));
-    Ok(HttpResponse { status, headers, body })
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn write_body(body: OutgoingBody, bytes: &[u8]) -> Result<(), TransportError> {
+    {
+        let stream = body
+            .write()
+            .map_err(|_| TransportError::Connection("request body stream unavailable".into()))?;
+        for chunk in bytes.chunks(WRITE_CHUNK) {
+            stream.blocking_write_and_flush(chunk).map_err(|e| {
+                TransportError::Connection(format!(
+                    "writing the request body failed: {}",
+                    stream_error(e)
+                ))
+            })?;
+        }
+    }
+    OutgoingBody::finish(body, None).map_err(transport_error)
 }
 
 fn stream_error(e: StreamError) -> String {
@@ -101,7 +129,9 @@ fn stream_error(e: StreamError) -> String {
 
 fn transport_error(code: ErrorCode) -> TransportError {
     match code {
-        ErrorCode::HttpRequestDenied => TransportError::Denied("HTTP request denied by the host's outbound allow-list".into()),
+        ErrorCode::HttpRequestDenied => {
+            TransportError::Denied("HTTP request denied by the host's outbound allow-list".into())
+        }
         ErrorCode::ConnectionTimeout
         | ErrorCode::ConnectionReadTimeout
         | ErrorCode::ConnectionWriteTimeout

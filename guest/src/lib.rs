@@ -18,13 +18,15 @@ thread_local! {
     static STATE: RefCell<Option<Connector>> = const { RefCell::new(None) };
 }
 
-fn with_connector<T>(f: impl FnOnce(&Connector, &WasiPlatform) -> Result<T, CoreError>) -> Result<T, wit::ConnectorError> {
+fn with_connector<T>(
+    f: impl FnOnce(&Connector, &WasiPlatform) -> Result<T, CoreError>,
+) -> Result<T, wit::ConnectorError> {
     STATE.with(|s| {
         let state = s.borrow();
         let connector = state.as_ref().ok_or_else(|| {
             wit::ConnectorError::Fatal("the host called the connector before configure".into())
         })?;
-        f(connector, &WasiPlatform::default()).map_err(convert::error)
+        f(connector, &WasiPlatform).map_err(convert::error)
     })
 }
 
@@ -36,7 +38,8 @@ impl Guest for Component {
     }
 
     fn configure(settings: Vec<wit::Setting>) -> Result<wit::Configured, wit::ConnectorError> {
-        let pairs: Vec<(String, String)> = settings.into_iter().map(|s| (s.name, s.value)).collect();
+        let pairs: Vec<(String, String)> =
+            settings.into_iter().map(|s| (s.name, s.value)).collect();
         let (connector, configured) = Connector::configure(&pairs).map_err(convert::error)?;
         STATE.with(|s| *s.borrow_mut() = Some(connector));
         Ok(convert::configured(configured))
@@ -52,8 +55,10 @@ impl Guest for Component {
         page_token: Option<String>,
     ) -> Result<wit::ResourcePage, wit::ConnectorError> {
         let parent = parent.map(convert::resource_id_in);
-        with_connector(|c, p| c.list_resources(p, &resource_type, parent.as_ref(), page_token.as_deref()))
-            .map(convert::resource_page)
+        with_connector(|c, p| {
+            c.list_resources(p, &resource_type, parent.as_ref(), page_token.as_deref())
+        })
+        .map(convert::resource_page)
     }
 
     fn list_entitlements(
@@ -61,15 +66,23 @@ impl Guest for Component {
         page_token: Option<String>,
     ) -> Result<wit::EntitlementPage, wit::ConnectorError> {
         let resource = convert::resource_in(resource);
-        with_connector(|c, _| c.list_entitlements(&resource, page_token.as_deref())).map(convert::entitlement_page)
+        with_connector(|c, _| c.list_entitlements(&resource, page_token.as_deref()))
+            .map(convert::entitlement_page)
     }
 
-    fn list_grants(resource: wit::Resource, page_token: Option<String>) -> Result<wit::GrantPage, wit::ConnectorError> {
+    fn list_grants(
+        resource: wit::Resource,
+        page_token: Option<String>,
+    ) -> Result<wit::GrantPage, wit::ConnectorError> {
         let resource = convert::resource_in(resource);
-        with_connector(|c, p| c.list_grants(p, &resource, page_token.as_deref())).map(convert::grant_page)
+        with_connector(|c, p| c.list_grants(p, &resource, page_token.as_deref()))
+            .map(convert::grant_page)
     }
 
-    fn grant_entitlement(_entitlement: wit::Entitlement, _principal: wit::Resource) -> Result<wit::ProvisionResult, wit::ConnectorError> {
+    fn grant_entitlement(
+        _entitlement: wit::Entitlement,
+        _principal: wit::Resource,
+    ) -> Result<wit::ProvisionResult, wit::ConnectorError> {
         Err(wit::ConnectorError::Unsupported(
             "provisioning is not available in this version of the AWS connector".into(),
         ))

@@ -15,7 +15,11 @@ impl Platform for WasiPlatform {
         crate::http::send(request)
     }
 
-    fn credentials(&self, scope: &CredentialScope, refresh: bool) -> Result<Credentials, ConnectorError> {
+    fn credentials(
+        &self,
+        scope: &CredentialScope,
+        refresh: bool,
+    ) -> Result<Credentials, ConnectorError> {
         let scope = match scope {
             CredentialScope::Base => wit::CredentialScope::Base,
             CredentialScope::Account(a) => wit::CredentialScope::Account(a.clone()),

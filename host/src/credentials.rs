@@ -31,17 +31,31 @@ pub struct CredentialProvider {
 }
 
 /// Reads base credentials: `BATON_GLOBAL_*` (the seed's names) first, then `AWS_*`.
-pub fn base_from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<(Credentials, &'static str)> {
+pub fn base_from_env(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(Credentials, &'static str)> {
     let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
-    match (get("BATON_GLOBAL_ACCESS_KEY_ID"), get("BATON_GLOBAL_SECRET_ACCESS_KEY")) {
+    match (
+        get("BATON_GLOBAL_ACCESS_KEY_ID"),
+        get("BATON_GLOBAL_SECRET_ACCESS_KEY"),
+    ) {
         (Some(id), Some(secret)) => {
             return Ok((
-                Credentials { access_key_id: id, secret_access_key: secret, session_token: None, expires_at: None },
+                Credentials {
+                    access_key_id: id,
+                    secret_access_key: secret,
+                    session_token: None,
+                    expires_at: None,
+                },
                 "BATON_GLOBAL_ACCESS_KEY_ID",
             ))
         }
-        (Some(_), None) => bail!("BATON_GLOBAL_ACCESS_KEY_ID is set but BATON_GLOBAL_SECRET_ACCESS_KEY is not; set both"),
-        (None, Some(_)) => bail!("BATON_GLOBAL_SECRET_ACCESS_KEY is set but BATON_GLOBAL_ACCESS_KEY_ID is not; set both"),
+        (Some(_), None) => bail!(
+            "BATON_GLOBAL_ACCESS_KEY_ID is set but BATON_GLOBAL_SECRET_ACCESS_KEY is not; set both"
+        ),
+        (None, Some(_)) => bail!(
+            "BATON_GLOBAL_SECRET_ACCESS_KEY is set but BATON_GLOBAL_ACCESS_KEY_ID is not; set both"
+        ),
         (None, None) => {}
     }
     match (get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")) {
@@ -59,8 +73,19 @@ pub fn base_from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<(Credent
 }
 
 impl CredentialProvider {
-    pub fn new(base: Credentials, base_source: &'static str, role: Option<RoleSpec>, endpoints: Endpoints) -> Self {
-        CredentialProvider { base, base_source, role, endpoints, session: Mutex::new(None) }
+    pub fn new(
+        base: Credentials,
+        base_source: &'static str,
+        role: Option<RoleSpec>,
+        endpoints: Endpoints,
+    ) -> Self {
+        CredentialProvider {
+            base,
+            base_source,
+            role,
+            endpoints,
+            session: Mutex::new(None),
+        }
     }
 
     /// Credentials for the connector. With a role configured: session credentials from
@@ -83,18 +108,39 @@ impl CredentialProvider {
 
     async fn assume(&self, role: &RoleSpec) -> Result<Credentials, wit::ConnectorError> {
         let operation = "sts:AssumeRole";
-        let session_name = format!("baton-host-{}", SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0));
-        let params = sts::assume_role_params(&role.role_arn, &session_name, role.external_id.as_deref(), SESSION_SECONDS);
-        let body = query::encode_body("AssumeRole", Service::Sts.api_version(), &params).into_bytes();
+        let session_name = format!(
+            "baton-host-{}",
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        );
+        let params = sts::assume_role_params(
+            &role.role_arn,
+            &session_name,
+            role.external_id.as_deref(),
+            SESSION_SECONDS,
+        );
+        let body =
+            query::encode_body("AssumeRole", Service::Sts.api_version(), &params).into_bytes();
         let fail = |why: String| {
             wit::ConnectorError::Fatal(format!(
                 "cannot assume BATON_ROLE_ARN {} with the credentials from {}: {why}",
                 role.role_arn, self.base_source
             ))
         };
-        let request = build_query_request(&self.endpoints, Service::Sts, operation, &body, &self.base, SystemTime::now())
-            .map_err(|e| fail(e.to_string()))?;
-        let response = http_client::send(&request).await.map_err(|e| fail(format!("{e:#}")))?;
+        let request = build_query_request(
+            &self.endpoints,
+            Service::Sts,
+            operation,
+            &body,
+            &self.base,
+            SystemTime::now(),
+        )
+        .map_err(|e| fail(e.to_string()))?;
+        let response = http_client::send(&request)
+            .await
+            .map_err(|e| fail(format!("{e:#}")))?;
         let result = query::parse_response(operation, "AssumeRole", response.status, &response.body).map_err(|e| {
             let mut why = e.to_string();
             if e.kind == aws_connector_core::aws::ErrorKind::AccessDenied {
@@ -122,7 +168,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
@@ -135,14 +184,24 @@ mod tests {
             ("AWS_SECRET_ACCESS_KEY", "s2"),
         ]))
         .unwrap();
-        assert_eq!((c.access_key_id.as_str(), src), ("AKIA1", "BATON_GLOBAL_ACCESS_KEY_ID"));
-        let (c, _) = base_from_env(env(&[("AWS_ACCESS_KEY_ID", "AKIA2"), ("AWS_SECRET_ACCESS_KEY", "s2"), ("AWS_SESSION_TOKEN", "t")])).unwrap();
+        assert_eq!(
+            (c.access_key_id.as_str(), src),
+            ("AKIA1", "BATON_GLOBAL_ACCESS_KEY_ID")
+        );
+        let (c, _) = base_from_env(env(&[
+            ("AWS_ACCESS_KEY_ID", "AKIA2"),
+            ("AWS_SECRET_ACCESS_KEY", "s2"),
+            ("AWS_SESSION_TOKEN", "t"),
+        ]))
+        .unwrap();
         assert_eq!(c.session_token.as_deref(), Some("t"));
     }
 
     #[test]
     fn half_set_or_missing_credentials_say_what_to_set() {
-        let e = base_from_env(env(&[("BATON_GLOBAL_ACCESS_KEY_ID", "AKIA1")])).unwrap_err().to_string();
+        let e = base_from_env(env(&[("BATON_GLOBAL_ACCESS_KEY_ID", "AKIA1")]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("BATON_GLOBAL_SECRET_ACCESS_KEY"), "{e}");
         let e = base_from_env(env(&[])).unwrap_err().to_string();
         assert!(e.contains("no AWS credentials"), "{e}");
@@ -150,15 +209,28 @@ mod tests {
 
     #[test]
     fn session_expiry_is_anticipated() {
-        let soon = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64 + 60;
+        let soon = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            + 60;
         let c = Credentials {
             access_key_id: "a".into(),
             secret_access_key: "b".into(),
             session_token: None,
-            expires_at: Some(aws_connector_core::model::Timestamp { seconds: soon, nanos: 0 }),
+            expires_at: Some(aws_connector_core::model::Timestamp {
+                seconds: soon,
+                nanos: 0,
+            }),
         };
         assert!(expires_soon(&c));
-        let later = Credentials { expires_at: Some(aws_connector_core::model::Timestamp { seconds: soon + 3600, nanos: 0 }), ..c };
+        let later = Credentials {
+            expires_at: Some(aws_connector_core::model::Timestamp {
+                seconds: soon + 3600,
+                nanos: 0,
+            }),
+            ..c
+        };
         assert!(!expires_soon(&later));
     }
 }

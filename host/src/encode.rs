@@ -7,11 +7,18 @@ use prost_types::{value::Kind, Any, ListValue, Struct, Timestamp, Value};
 use std::collections::HashMap;
 
 fn ts(t: &wit::Timestamp) -> Timestamp {
-    Timestamp { seconds: t.seconds, nanos: t.nanos as i32 }
+    Timestamp {
+        seconds: t.seconds,
+        nanos: t.nanos as i32,
+    }
 }
 
 pub fn resource_id(id: &wit::ResourceId) -> p::ResourceId {
-    p::ResourceId { resource_type: id.resource_type.clone(), resource: id.resource.clone(), baton_resource: false }
+    p::ResourceId {
+        resource_type: id.resource_type.clone(),
+        resource: id.resource.clone(),
+        baton_resource: false,
+    }
 }
 
 fn status_code(s: wit::Status) -> i32 {
@@ -41,13 +48,20 @@ pub fn annotations(list: &[wit::Annotation]) -> (Vec<Any>, Option<p::GrantExpand
     let mut expandable = None;
     for a in list {
         match a {
-            wit::Annotation::V1Identifier(id) => out.push(any("V1Identifier", &p::V1Identifier { id: id.clone() })),
-            wit::Annotation::ChildResourceType(t) => {
-                out.push(any("ChildResourceType", &p::ChildResourceType { resource_type_id: t.clone() }))
+            wit::Annotation::V1Identifier(id) => {
+                out.push(any("V1Identifier", &p::V1Identifier { id: id.clone() }))
             }
+            wit::Annotation::ChildResourceType(t) => out.push(any(
+                "ChildResourceType",
+                &p::ChildResourceType {
+                    resource_type_id: t.clone(),
+                },
+            )),
             wit::Annotation::SkipEntitlements => out.push(any("SkipEntitlements", &Empty {})),
             wit::Annotation::SkipGrants => out.push(any("SkipGrants", &Empty {})),
-            wit::Annotation::SkipEntitlementsAndGrants => out.push(any("SkipEntitlementsAndGrants", &Empty {})),
+            wit::Annotation::SkipEntitlementsAndGrants => {
+                out.push(any("SkipEntitlementsAndGrants", &Empty {}))
+            }
             wit::Annotation::NonHumanIdentity(n) => out.push(any(
                 "NonHumanIdentityTrait",
                 &p::NonHumanIdentityTrait {
@@ -60,7 +74,9 @@ pub fn annotations(list: &[wit::Annotation]) -> (Vec<Any>, Option<p::GrantExpand
                     nhi_detail: n.detail.clone(),
                 },
             )),
-            wit::Annotation::ExternalLink(url) => out.push(any("ExternalLink", &p::ExternalLink { url: url.clone() })),
+            wit::Annotation::ExternalLink(url) => {
+                out.push(any("ExternalLink", &p::ExternalLink { url: url.clone() }))
+            }
             wit::Annotation::GrantExpandable(x) => {
                 expandable = Some(p::GrantExpandable {
                     entitlement_ids: x.entitlement_ids.clone(),
@@ -70,7 +86,12 @@ pub fn annotations(list: &[wit::Annotation]) -> (Vec<Any>, Option<p::GrantExpand
             }
             wit::Annotation::GrantAlreadyExists => out.push(any("GrantAlreadyExists", &Empty {})),
             wit::Annotation::GrantAlreadyRevoked => out.push(any("GrantAlreadyRevoked", &Empty {})),
-            wit::Annotation::RequestId(id) => out.push(any("RequestId", &p::RequestId { request_id: id.clone() })),
+            wit::Annotation::RequestId(id) => out.push(any(
+                "RequestId",
+                &p::RequestId {
+                    request_id: id.clone(),
+                },
+            )),
         }
     }
     (out, expandable)
@@ -89,7 +110,14 @@ pub fn resource_type(t: &wit::ResourceType) -> p::ResourceType {
 
 fn user_trait(u: &wit::UserTrait) -> p::UserTrait {
     p::UserTrait {
-        emails: u.emails.iter().map(|e| p::Email { address: e.address.clone(), is_primary: e.primary }).collect(),
+        emails: u
+            .emails
+            .iter()
+            .map(|e| p::Email {
+                address: e.address.clone(),
+                is_primary: e.primary,
+            })
+            .collect(),
         // baton's defaults: a user is enabled and human unless the connector says otherwise.
         status: Some(p::UserStatus {
             status: match u.status {
@@ -109,10 +137,10 @@ fn user_trait(u: &wit::UserTrait) -> p::UserTrait {
         last_login: u.last_login.as_ref().map(ts),
         mfa_status: u.mfa_enabled.map(|m| p::MfaStatus { mfa_enabled: m }),
         sso_status: u.sso_enabled.map(|s| p::SsoStatus { sso_enabled: s }),
-        structured_name: u
-            .structured_name
-            .as_ref()
-            .map(|n| p::StructuredName { given_name: n.given_name.clone(), family_name: n.family_name.clone() }),
+        structured_name: u.structured_name.as_ref().map(|n| p::StructuredName {
+            given_name: n.given_name.clone(),
+            family_name: n.family_name.clone(),
+        }),
         employee_ids: u.employee_ids.clone(),
     }
 }
@@ -128,13 +156,21 @@ pub fn resource(r: &wit::Resource) -> Result<p::Resource> {
             wit::ResourceTrait::Secret => any("SecretTrait", &Empty {}),
             wit::ResourceTrait::ScopeBinding(s) => any(
                 "ScopeBindingTrait",
-                &p::ScopeBindingTrait { role_id: Some(resource_id(&s.role)), scope_resource_id: Some(resource_id(&s.scope)) },
+                &p::ScopeBindingTrait {
+                    role_id: Some(resource_id(&s.role)),
+                    scope_resource_id: Some(resource_id(&s.scope)),
+                },
             ),
         });
     }
     anns.extend(annotations(&r.annotations).0);
     let profile = match &r.profile {
-        Some(json) => Some(json_struct(json).with_context(|| format!("resource {}:{} has a bad profile", r.id.resource_type, r.id.resource))?),
+        Some(json) => Some(json_struct(json).with_context(|| {
+            format!(
+                "resource {}:{} has a bad profile",
+                r.id.resource_type, r.id.resource
+            )
+        })?),
         None => None,
     };
     Ok(p::Resource {
@@ -147,13 +183,20 @@ pub fn resource(r: &wit::Resource) -> Result<p::Resource> {
         profile,
         status: match r.status {
             wit::Status::Unspecified => None,
-            s => Some(p::ResourceStatus { status: status_code(s), details: String::new() }),
+            s => Some(p::ResourceStatus {
+                status: status_code(s),
+                details: String::new(),
+            }),
         },
         created_at: r.created_at.as_ref().map(ts),
     })
 }
 
-pub fn entitlement(e: &wit::Entitlement, resource: &p::Resource, types: &HashMap<String, p::ResourceType>) -> p::Entitlement {
+pub fn entitlement(
+    e: &wit::Entitlement,
+    resource: &p::Resource,
+    types: &HashMap<String, p::ResourceType>,
+) -> p::Entitlement {
     p::Entitlement {
         resource: Some(resource.clone()),
         id: e.id.clone(),
@@ -162,7 +205,12 @@ pub fn entitlement(e: &wit::Entitlement, resource: &p::Resource, types: &HashMap
         grantable_to: e
             .grantable_to
             .iter()
-            .map(|t| types.get(t).cloned().unwrap_or_else(|| p::ResourceType { id: t.clone(), ..Default::default() }))
+            .map(|t| {
+                types.get(t).cloned().unwrap_or_else(|| p::ResourceType {
+                    id: t.clone(),
+                    ..Default::default()
+                })
+            })
             .collect(),
         annotations: annotations(&e.annotations).0,
         purpose: match e.purpose {
@@ -177,7 +225,11 @@ pub fn entitlement(e: &wit::Entitlement, resource: &p::Resource, types: &HashMap
 
 /// A grant embeds its entitlement (id and resource) and its principal's id, which is
 /// what baton's readers need from the blob.
-pub fn grant(g: &wit::Grant, entitlement: Option<&p::Entitlement>, resource: &p::Resource) -> (p::Grant, Option<p::GrantExpandable>) {
+pub fn grant(
+    g: &wit::Grant,
+    entitlement: Option<&p::Entitlement>,
+    resource: &p::Resource,
+) -> (p::Grant, Option<p::GrantExpandable>) {
     let (anns, expandable) = annotations(&g.annotations);
     let entitlement = entitlement.cloned().unwrap_or_else(|| p::Entitlement {
         resource: Some(resource.clone()),
@@ -187,7 +239,10 @@ pub fn grant(g: &wit::Grant, entitlement: Option<&p::Entitlement>, resource: &p:
     (
         p::Grant {
             entitlement: Some(entitlement),
-            principal: Some(p::Resource { id: Some(resource_id(&g.principal)), ..Default::default() }),
+            principal: Some(p::Resource {
+                id: Some(resource_id(&g.principal)),
+                ..Default::default()
+            }),
             id: g.id.clone(),
             annotations: anns,
             sources: None,
@@ -211,24 +266,37 @@ fn json_value(v: serde_json::Value) -> Value {
         serde_json::Value::Bool(b) => Kind::BoolValue(b),
         serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
         serde_json::Value::String(s) => Kind::StringValue(s),
-        serde_json::Value::Array(a) => Kind::ListValue(ListValue { values: a.into_iter().map(json_value).collect() }),
-        serde_json::Value::Object(o) => Kind::StructValue(Struct { fields: o.into_iter().map(|(k, v)| (k, json_value(v))).collect() }),
+        serde_json::Value::Array(a) => Kind::ListValue(ListValue {
+            values: a.into_iter().map(json_value).collect(),
+        }),
+        serde_json::Value::Object(o) => Kind::StructValue(Struct {
+            fields: o.into_iter().map(|(k, v)| (k, json_value(v))).collect(),
+        }),
     };
     Value { kind: Some(kind) }
 }
 
 /// A `Struct` back to JSON, for `-o json` output.
 pub fn struct_json(s: &Struct) -> serde_json::Value {
-    serde_json::Value::Object(s.fields.iter().map(|(k, v)| (k.clone(), value_json(v))).collect())
+    serde_json::Value::Object(
+        s.fields
+            .iter()
+            .map(|(k, v)| (k.clone(), value_json(v)))
+            .collect(),
+    )
 }
 
 fn value_json(v: &Value) -> serde_json::Value {
     match &v.kind {
         None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
         Some(Kind::BoolValue(b)) => (*b).into(),
-        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(*n).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null),
+        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(*n)
+            .map(serde_json::Value::Number)
+            .unwrap_or(serde_json::Value::Null),
         Some(Kind::StringValue(s)) => s.clone().into(),
-        Some(Kind::ListValue(l)) => serde_json::Value::Array(l.values.iter().map(value_json).collect()),
+        Some(Kind::ListValue(l)) => {
+            serde_json::Value::Array(l.values.iter().map(value_json).collect())
+        }
         Some(Kind::StructValue(s)) => struct_json(s),
     }
 }
@@ -241,7 +309,10 @@ mod tests {
     #[test]
     fn profiles_round_trip_through_struct() {
         let s = json_struct(r#"{"b":"x","a":{"t":"v"},"n":3600,"l":[true,null]}"#).unwrap();
-        assert_eq!(struct_json(&s), serde_json::json!({"a":{"t":"v"},"b":"x","n":3600.0,"l":[true,null]}));
+        assert_eq!(
+            struct_json(&s),
+            serde_json::json!({"a":{"t":"v"},"b":"x","n":3600.0,"l":[true,null]})
+        );
         assert!(json_struct("[1]").is_err());
         assert!(json_struct("{").is_err());
     }
@@ -251,8 +322,14 @@ mod tests {
         let g = wit::Grant {
             id: "role:r:assignment:role:q".into(),
             entitlement_id: "role:r:assignment".into(),
-            resource: wit::ResourceId { resource_type: "role".into(), resource: "r".into() },
-            principal: wit::ResourceId { resource_type: "role".into(), resource: "q".into() },
+            resource: wit::ResourceId {
+                resource_type: "role".into(),
+                resource: "r".into(),
+            },
+            principal: wit::ResourceId {
+                resource_type: "role".into(),
+                resource: "q".into(),
+            },
             annotations: vec![wit::Annotation::GrantExpandable(wit::GrantExpandable {
                 entitlement_ids: vec!["role:q:assignment".into()],
                 shallow: false,

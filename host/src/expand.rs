@@ -2,7 +2,10 @@
 //! fixpoint. Sets only grow, so the iteration ends, and cycles (roles that trust each
 //! other) are expanded completely instead of being left out.
 
-use crate::store::proto::{self, Empty, Entitlement, Grant, GrantExpandable, GrantSource, GrantSources, Resource, ResourceId};
+use crate::store::proto::{
+    self, Empty, Entitlement, Grant, GrantExpandable, GrantSource, GrantSources, Resource,
+    ResourceId,
+};
 use crate::store::writer::put_grants_in;
 use anyhow::Result;
 use prost::Message;
@@ -44,9 +47,17 @@ pub fn expand(conn: &Connection, sync_id: &str) -> Result<Outcome> {
     let mut warnings = Vec::new();
     let edges = load_edges(conn, sync_id, &mut warnings)?;
     if edges.is_empty() {
-        return Ok(Outcome { edges: 0, created: 0, updated: 0, warnings });
+        return Ok(Outcome {
+            edges: 0,
+            created: 0,
+            updated: 0,
+            warnings,
+        });
     }
-    let nodes: BTreeSet<&str> = edges.iter().flat_map(|e| [e.source.as_str(), e.destination.as_str()]).collect();
+    let nodes: BTreeSet<&str> = edges
+        .iter()
+        .flat_map(|e| [e.source.as_str(), e.destination.as_str()])
+        .collect();
     let mut holders: HashMap<String, BTreeMap<Principal, Holding>> = HashMap::new();
     {
         let mut stmt = conn.prepare_cached(
@@ -56,7 +67,12 @@ pub fn expand(conn: &Connection, sync_id: &str) -> Result<Outcome> {
         for node in &nodes {
             let map = holders.entry(node.to_string()).or_default();
             let rows = stmt.query_map(params![sync_id, node], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, Vec<u8>>(3)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                ))
             })?;
             for row in rows {
                 let (id, ptype, pid, data) = row?;
@@ -64,11 +80,20 @@ pub fn expand(conn: &Connection, sync_id: &str) -> Result<Outcome> {
                 let sources: BTreeMap<String, bool> = grant
                     .sources
                     .as_ref()
-                    .map(|s| s.sources.iter().map(|(k, v)| (k.clone(), v.is_direct)).collect())
+                    .map(|s| {
+                        s.sources
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.is_direct))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 map.insert(
                     (ptype, pid),
-                    Holding { direct: sources.is_empty(), sources, row: Some((id, grant)) },
+                    Holding {
+                        direct: sources.is_empty(),
+                        sources,
+                        row: Some((id, grant)),
+                    },
                 );
             }
         }
@@ -79,7 +104,11 @@ pub fn expand(conn: &Connection, sync_id: &str) -> Result<Outcome> {
         for edge in &edges {
             let from: Vec<(Principal, bool)> = holders
                 .get(&edge.source)
-                .map(|m| m.iter().map(|(p, h)| (p.clone(), h.holds_directly(&edge.source))).collect())
+                .map(|m| {
+                    m.iter()
+                        .map(|(p, h)| (p.clone(), h.holds_directly(&edge.source)))
+                        .collect()
+                })
                 .unwrap_or_default();
             let dest = holders.entry(edge.destination.clone()).or_default();
             for (principal, source_direct) in from {
@@ -98,7 +127,10 @@ pub fn expand(conn: &Connection, sync_id: &str) -> Result<Outcome> {
                     // A direct grant that gains an inherited source records itself as one.
                     h.sources.insert(edge.destination.clone(), true);
                 }
-                h.sources.insert(edge.source.clone(), source_direct || before.unwrap_or(false));
+                h.sources.insert(
+                    edge.source.clone(),
+                    source_direct || before.unwrap_or(false),
+                );
                 changed_keys.insert((edge.destination.clone(), principal));
                 changed = true;
             }
@@ -108,7 +140,12 @@ pub fn expand(conn: &Connection, sync_id: &str) -> Result<Outcome> {
         }
     }
     let (created, updated) = write(conn, sync_id, &holders, &changed_keys, &mut warnings)?;
-    Ok(Outcome { edges: edges.len(), created, updated, warnings })
+    Ok(Outcome {
+        edges: edges.len(),
+        created,
+        updated,
+        warnings,
+    })
 }
 
 fn load_edges(conn: &Connection, sync_id: &str, warnings: &mut Vec<String>) -> Result<Vec<Edge>> {
@@ -117,7 +154,13 @@ fn load_edges(conn: &Connection, sync_id: &str, warnings: &mut Vec<String>) -> R
          from v1_grants where sync_id = ?1 and expansion is not null order by id",
     )?;
     let rows = stmt.query_map(params![sync_id], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, Vec<u8>>(4)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, Vec<u8>>(4)?,
+        ))
     })?;
     let mut edges = Vec::new();
     for row in rows {
@@ -132,7 +175,12 @@ fn load_edges(conn: &Connection, sync_id: &str, warnings: &mut Vec<String>) -> R
                 ));
                 continue;
             }
-            edges.push(Edge { source, destination: destination.clone(), shallow: x.shallow, types: x.resource_type_ids.clone() });
+            edges.push(Edge {
+                source,
+                destination: destination.clone(),
+                shallow: x.shallow,
+                types: x.resource_type_ids.clone(),
+            });
         }
     }
     Ok(edges)
@@ -152,7 +200,11 @@ fn write(
     for (destination, principal) in changed {
         let h = &holders[destination][principal];
         let sources = GrantSources {
-            sources: h.sources.iter().map(|(k, &d)| (k.clone(), GrantSource { is_direct: d })).collect(),
+            sources: h
+                .sources
+                .iter()
+                .map(|(k, &d)| (k.clone(), GrantSource { is_direct: d }))
+                .collect(),
         };
         match &h.row {
             Some((id, grant)) => {
@@ -171,16 +223,24 @@ fn write(
                 updated += 1;
             }
             None => {
-                let ent = entitlements.entry(destination.clone()).or_insert_with(|| load_entitlement(conn, sync_id, destination).ok().flatten());
+                let ent = entitlements
+                    .entry(destination.clone())
+                    .or_insert_with(|| load_entitlement(conn, sync_id, destination).ok().flatten());
                 let Some(ent) = ent.clone() else {
-                    warnings.push(format!("expansion target {destination} is not a synced entitlement; skipped"));
+                    warnings.push(format!(
+                        "expansion target {destination} is not a synced entitlement; skipped"
+                    ));
                     continue;
                 };
                 out.push((
                     Grant {
                         entitlement: Some(ent),
                         principal: Some(Resource {
-                            id: Some(ResourceId { resource_type: principal.0.clone(), resource: principal.1.clone(), baton_resource: false }),
+                            id: Some(ResourceId {
+                                resource_type: principal.0.clone(),
+                                resource: principal.1.clone(),
+                                baton_resource: false,
+                            }),
                             ..Default::default()
                         }),
                         id: format!("{destination}:{}:{}", principal.0, principal.1),
@@ -209,10 +269,14 @@ fn write(
 }
 
 fn load_entitlement(conn: &Connection, sync_id: &str, id: &str) -> Result<Option<Entitlement>> {
-    let mut stmt = conn.prepare_cached("select data from v1_entitlements where sync_id = ?1 and external_id = ?2")?;
+    let mut stmt = conn.prepare_cached(
+        "select data from v1_entitlements where sync_id = ?1 and external_id = ?2",
+    )?;
     let mut rows = stmt.query(params![sync_id, id])?;
     match rows.next()? {
-        Some(r) => Ok(Some(Entitlement::decode(r.get::<_, Vec<u8>>(0)?.as_slice())?)),
+        Some(r) => Ok(Some(Entitlement::decode(
+            r.get::<_, Vec<u8>>(0)?.as_slice(),
+        )?)),
         None => Ok(None),
     }
 }

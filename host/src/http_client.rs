@@ -1,21 +1,26 @@
 //! The host's own HTTP client, for the calls it makes itself (STS AssumeRole).
 
+use crate::outbound::{CONNECT_TIMEOUT, OVERALL_TIMEOUT, RESPONSE_TIMEOUT};
 use anyhow::{Context, Result};
 use aws_connector_core::platform::{HttpRequest, HttpResponse};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use crate::outbound::{CONNECT_TIMEOUT, OVERALL_TIMEOUT, RESPONSE_TIMEOUT};
 use wasmtime_wasi_http::RequestOptions;
 
 pub async fn send(req: &HttpRequest) -> Result<HttpResponse> {
     let url = req.url();
-    let mut builder = http::Request::builder().method("POST").uri(&url).header("host", &req.authority);
+    let mut builder = http::Request::builder()
+        .method("POST")
+        .uri(&url)
+        .header("host", &req.authority);
     for (k, v) in &req.headers {
         builder = builder.header(k, v);
     }
     builder = builder.header("content-length", req.body.len().to_string());
     let body = Full::new(Bytes::from(req.body.clone())).map_err(|never| match never {});
-    let request = builder.body(body).with_context(|| format!("cannot build the request to {url}"))?;
+    let request = builder
+        .body(body)
+        .with_context(|| format!("cannot build the request to {url}"))?;
     let options = RequestOptions {
         connect_timeout: Some(CONNECT_TIMEOUT),
         first_byte_timeout: Some(RESPONSE_TIMEOUT),
@@ -30,11 +35,26 @@ pub async fn send(req: &HttpRequest) -> Result<HttpResponse> {
         let headers = response
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
-        let body = response.into_body().collect().await.map_err(|e| anyhow::anyhow!("{e:?}"))?.to_bytes().to_vec();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?
+            .to_bytes()
+            .to_vec();
         driver.abort();
-        Ok::<_, anyhow::Error>(HttpResponse { status, headers, body })
+        Ok::<_, anyhow::Error>(HttpResponse {
+            status,
+            headers,
+            body,
+        })
     };
     tokio::time::timeout(OVERALL_TIMEOUT, work)
         .await

@@ -17,7 +17,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "host", version, about = "Run baton connector components in a sandbox and read the .c1z files they produce")]
+#[command(
+    name = "host",
+    version,
+    about = "Run baton connector components in a sandbox and read the .c1z files they produce"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -84,11 +88,25 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::main(args),
-        Command::Resources { read, resource_type } => read::resources(&read, resource_type.as_deref()),
-        Command::Entitlements { read, resource_type } => read::entitlements(&read, resource_type.as_deref()),
-        Command::Grants { read, resource_type, entitlement, principal_type } => {
-            read::grants(&read, resource_type.as_deref(), entitlement.as_deref(), principal_type.as_deref())
-        }
+        Command::Resources {
+            read,
+            resource_type,
+        } => read::resources(&read, resource_type.as_deref()),
+        Command::Entitlements {
+            read,
+            resource_type,
+        } => read::entitlements(&read, resource_type.as_deref()),
+        Command::Grants {
+            read,
+            resource_type,
+            entitlement,
+            principal_type,
+        } => read::grants(
+            &read,
+            resource_type.as_deref(),
+            entitlement.as_deref(),
+            principal_type.as_deref(),
+        ),
         Command::Stats { read } => read::stats(&read),
     };
     match result {

@@ -3,9 +3,9 @@
 //! operation, and bounds how long it may take.
 
 use bytes::Bytes;
-use std::future::Future;
 use http_body_util::{BodyExt, Full};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
@@ -31,11 +31,10 @@ impl Outbound {
 
     pub fn is_allowed(&self, authority: &str) -> bool {
         let authority = authority.to_ascii_lowercase();
-        self.allowed.read().expect("allow-list lock").iter().any(|a| *a == authority)
-    }
-
-    pub fn total_calls(&self) -> u64 {
-        self.calls.lock().expect("calls lock").values().sum()
+        self.allowed
+            .read()
+            .expect("allow-list lock")
+            .contains(&authority)
     }
 }
 
@@ -51,18 +50,29 @@ impl WasiHttpHooks for Hooks {
         options: Option<RequestOptions>,
         fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> Box<
-        dyn Future<Output = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>), HttpError>>
-            + Send,
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<WasiBody>,
+                        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                    ),
+                    HttpError,
+                >,
+            > + Send,
     > {
         drop(fut);
         let outbound = self.outbound.clone();
-        let authority = request.uri().authority().map(|a| a.as_str().to_string()).unwrap_or_default();
+        let authority = request
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_default();
         if !outbound.is_allowed(&authority) {
-            outbound
-                .denied
-                .lock()
-                .expect("denied lock")
-                .push(format!("{} {}", request.method(), request.uri()));
+            outbound.denied.lock().expect("denied lock").push(format!(
+                "{} {}",
+                request.method(),
+                request.uri()
+            ));
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
         let options = clamp(options);
@@ -71,12 +81,22 @@ impl WasiHttpHooks for Hooks {
             // AWS request bodies are small; buffering lets us name the operation.
             let bytes = body.collect().await?.to_bytes();
             let operation = operation_name(&parts.headers, &bytes);
-            *outbound.calls.lock().expect("calls lock").entry(operation).or_default() += 1;
-            let body = Full::new(bytes).map_err(|never| match never {}).boxed_unsync();
+            *outbound
+                .calls
+                .lock()
+                .expect("calls lock")
+                .entry(operation)
+                .or_default() += 1;
+            let body = Full::new(bytes)
+                .map_err(|never| match never {})
+                .boxed_unsync();
             let request = http::Request::from_parts(parts, body);
-            let (response, io) = tokio::time::timeout(OVERALL_TIMEOUT, wasmtime_wasi_http::default_send_request(request, Some(options)))
-                .await
-                .map_err(|_| HttpError::ConnectionTimeout)??;
+            let (response, io) = tokio::time::timeout(
+                OVERALL_TIMEOUT,
+                wasmtime_wasi_http::default_send_request(request, Some(options)),
+            )
+            .await
+            .map_err(|_| HttpError::ConnectionTimeout)??;
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
@@ -129,8 +149,14 @@ mod tests {
         let mut h = http::HeaderMap::new();
         h.insert("authorization", "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=x".parse().unwrap());
         let body = Bytes::from_static(b"Action=GetAccountAuthorizationDetails&Version=2010-05-08");
-        assert_eq!(operation_name(&h, &body), "iam:GetAccountAuthorizationDetails");
-        h.insert("x-amz-target", "AWSIdentityStore.ListUsers".parse().unwrap());
+        assert_eq!(
+            operation_name(&h, &body),
+            "iam:GetAccountAuthorizationDetails"
+        );
+        h.insert(
+            "x-amz-target",
+            "AWSIdentityStore.ListUsers".parse().unwrap(),
+        );
         assert_eq!(operation_name(&h, &Bytes::new()), "iam:ListUsers");
     }
 
@@ -147,7 +173,10 @@ mod tests {
 
     #[test]
     fn timeouts_are_clamped() {
-        let o = clamp(Some(RequestOptions { connect_timeout: Some(Duration::from_secs(600)), ..Default::default() }));
+        let o = clamp(Some(RequestOptions {
+            connect_timeout: Some(Duration::from_secs(600)),
+            ..Default::default()
+        }));
         assert_eq!(o.connect_timeout, Some(CONNECT_TIMEOUT));
         assert_eq!(o.first_byte_timeout, Some(RESPONSE_TIMEOUT));
     }

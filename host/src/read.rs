@@ -17,7 +17,11 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
         }
     }
     let line = |cells: Vec<String>| {
-        let parts: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
+        let parts: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
         println!("{}", parts.join("  ").trim_end());
     };
     line(headers.iter().map(|h| h.to_string()).collect());
@@ -32,7 +36,10 @@ fn names(reader: &Reader) -> Result<HashMap<String, String>> {
     for blob in reader.blobs("v1_resources", None)? {
         let r = p::Resource::decode(blob.as_slice())?;
         if let Some(id) = &r.id {
-            out.insert(format!("{}:{}", id.resource_type, id.resource), r.display_name);
+            out.insert(
+                format!("{}:{}", id.resource_type, id.resource),
+                r.display_name,
+            );
         }
     }
     Ok(out)
@@ -40,7 +47,12 @@ fn names(reader: &Reader) -> Result<HashMap<String, String>> {
 
 fn resource_json(r: &p::Resource) -> serde_json::Value {
     let id = r.id.clone().unwrap_or_default();
-    let traits: Vec<&str> = r.annotations.iter().filter_map(any_name).filter(|n| n.ends_with("Trait")).collect();
+    let traits: Vec<&str> = r
+        .annotations
+        .iter()
+        .filter_map(any_name)
+        .filter(|n| n.ends_with("Trait"))
+        .collect();
     json!({
         "resource_type": id.resource_type,
         "id": id.resource,
@@ -65,10 +77,19 @@ fn user_emails(r: &p::Resource) -> Vec<String> {
 pub fn resources(args: &ReadArgs, resource_type: Option<&str>) -> Result<()> {
     let reader = Reader::open(&args.file)?;
     let names = names(&reader)?;
-    let blobs = reader.blobs("v1_resources", resource_type.map(|t| ("resource_type_id", t)))?;
-    let list: Vec<p::Resource> = blobs.iter().map(|b| p::Resource::decode(b.as_slice())).collect::<Result<_, _>>()?;
+    let blobs = reader.blobs(
+        "v1_resources",
+        resource_type.map(|t| ("resource_type_id", t)),
+    )?;
+    let list: Vec<p::Resource> = blobs
+        .iter()
+        .map(|b| p::Resource::decode(b.as_slice()))
+        .collect::<Result<_, _>>()?;
     match args.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&list.iter().map(resource_json).collect::<Vec<_>>())?),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&list.iter().map(resource_json).collect::<Vec<_>>())?
+        ),
         Format::Table => {
             let rows: Vec<Vec<String>> = list
                 .iter()
@@ -77,15 +98,26 @@ pub fn resources(args: &ReadArgs, resource_type: Option<&str>) -> Result<()> {
                     let parent = match &r.parent_resource_id {
                         Some(p) => format!(
                             "{} ({})",
-                            names.get(&format!("{}:{}", p.resource_type, p.resource)).cloned().unwrap_or(p.resource.clone()),
+                            names
+                                .get(&format!("{}:{}", p.resource_type, p.resource))
+                                .cloned()
+                                .unwrap_or(p.resource.clone()),
                             p.resource_type
                         ),
                         None => "-".into(),
                     };
-                    vec![id.resource, r.display_name.clone(), id.resource_type, parent]
+                    vec![
+                        id.resource,
+                        r.display_name.clone(),
+                        id.resource_type,
+                        parent,
+                    ]
                 })
                 .collect();
-            print_table(&["ID", "Display Name", "Resource Type", "Parent Resource"], &rows);
+            print_table(
+                &["ID", "Display Name", "Resource Type", "Parent Resource"],
+                &rows,
+            );
         }
     }
     Ok(())
@@ -93,8 +125,14 @@ pub fn resources(args: &ReadArgs, resource_type: Option<&str>) -> Result<()> {
 
 pub fn entitlements(args: &ReadArgs, resource_type: Option<&str>) -> Result<()> {
     let reader = Reader::open(&args.file)?;
-    let blobs = reader.blobs("v1_entitlements", resource_type.map(|t| ("resource_type_id", t)))?;
-    let list: Vec<p::Entitlement> = blobs.iter().map(|b| p::Entitlement::decode(b.as_slice())).collect::<Result<_, _>>()?;
+    let blobs = reader.blobs(
+        "v1_entitlements",
+        resource_type.map(|t| ("resource_type_id", t)),
+    )?;
+    let list: Vec<p::Entitlement> = blobs
+        .iter()
+        .map(|b| p::Entitlement::decode(b.as_slice()))
+        .collect::<Result<_, _>>()?;
     match args.output {
         Format::Json => {
             let out: Vec<_> = list
@@ -117,16 +155,36 @@ pub fn entitlements(args: &ReadArgs, resource_type: Option<&str>) -> Result<()> 
                 .map(|e| {
                     let r = e.resource.clone().unwrap_or_default();
                     let rid = r.id.unwrap_or_default();
-                    vec![e.id.clone(), e.display_name.clone(), rid.resource_type, r.display_name, e.slug.clone()]
+                    vec![
+                        e.id.clone(),
+                        e.display_name.clone(),
+                        rid.resource_type,
+                        r.display_name,
+                        e.slug.clone(),
+                    ]
                 })
                 .collect();
-            print_table(&["ID", "Display Name", "Resource Type", "Resource", "Permission"], &rows);
+            print_table(
+                &[
+                    "ID",
+                    "Display Name",
+                    "Resource Type",
+                    "Resource",
+                    "Permission",
+                ],
+                &rows,
+            );
         }
     }
     Ok(())
 }
 
-pub fn grants(args: &ReadArgs, resource_type: Option<&str>, entitlement: Option<&str>, principal_type: Option<&str>) -> Result<()> {
+pub fn grants(
+    args: &ReadArgs,
+    resource_type: Option<&str>,
+    entitlement: Option<&str>,
+    principal_type: Option<&str>,
+) -> Result<()> {
     let reader = Reader::open(&args.file)?;
     let names = names(&reader)?;
     let filter = match (entitlement, resource_type) {
@@ -139,8 +197,19 @@ pub fn grants(args: &ReadArgs, resource_type: Option<&str>, entitlement: Option<
         .iter()
         .map(|b| p::Grant::decode(b.as_slice()))
         .collect::<Result<_, _>>()?;
-    let principal_of = |g: &p::Grant| g.principal.as_ref().and_then(|p| p.id.clone()).unwrap_or_default();
-    let resource_of = |g: &p::Grant| g.entitlement.as_ref().and_then(|e| e.resource.as_ref()).and_then(|r| r.id.clone()).unwrap_or_default();
+    let principal_of = |g: &p::Grant| {
+        g.principal
+            .as_ref()
+            .and_then(|p| p.id.clone())
+            .unwrap_or_default()
+    };
+    let resource_of = |g: &p::Grant| {
+        g.entitlement
+            .as_ref()
+            .and_then(|e| e.resource.as_ref())
+            .and_then(|r| r.id.clone())
+            .unwrap_or_default()
+    };
     list.retain(|g| resource_type.is_none_or(|t| resource_of(g).resource_type == t));
     list.retain(|g| principal_type.is_none_or(|t| principal_of(g).resource_type == t));
     match args.output {
@@ -173,17 +242,38 @@ pub fn grants(args: &ReadArgs, resource_type: Option<&str>, entitlement: Option<
                 .map(|g| {
                     let pr = principal_of(g);
                     let rs = resource_of(g);
-                    let name = |t: &str, id: &str| names.get(&format!("{t}:{id}")).cloned().unwrap_or_else(|| id.to_string());
+                    let name = |t: &str, id: &str| {
+                        names
+                            .get(&format!("{t}:{id}"))
+                            .cloned()
+                            .unwrap_or_else(|| id.to_string())
+                    };
                     vec![
                         g.id.clone(),
                         rs.resource_type.clone(),
                         name(&rs.resource_type, &rs.resource),
-                        g.entitlement.as_ref().map(|e| e.id.clone()).unwrap_or_default(),
-                        format!("{} ({})", name(&pr.resource_type, &pr.resource), pr.resource_type),
+                        g.entitlement
+                            .as_ref()
+                            .map(|e| e.id.clone())
+                            .unwrap_or_default(),
+                        format!(
+                            "{} ({})",
+                            name(&pr.resource_type, &pr.resource),
+                            pr.resource_type
+                        ),
                     ]
                 })
                 .collect();
-            print_table(&["ID", "Resource Type", "Resource", "Entitlement", "Principal"], &rows);
+            print_table(
+                &[
+                    "ID",
+                    "Resource Type",
+                    "Resource",
+                    "Entitlement",
+                    "Principal",
+                ],
+                &rows,
+            );
         }
     }
     Ok(())
@@ -193,12 +283,18 @@ pub fn stats(args: &ReadArgs) -> Result<()> {
     let reader = Reader::open(&args.file)?;
     let count = |sql: &str| -> Result<BTreeMap<String, i64>> {
         let mut stmt = reader.conn.prepare(sql)?;
-        let rows = stmt.query_map([&reader.sync_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let rows = stmt.query_map([&reader.sync_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     };
-    let resources = count("select resource_type_id, count(*) from v1_resources where sync_id = ?1 group by 1")?;
-    let entitlements = count("select resource_type_id, count(*) from v1_entitlements where sync_id = ?1 group by 1")?;
-    let grants = count("select resource_type_id, count(*) from v1_grants where sync_id = ?1 group by 1")?;
+    let resources =
+        count("select resource_type_id, count(*) from v1_resources where sync_id = ?1 group by 1")?;
+    let entitlements = count(
+        "select resource_type_id, count(*) from v1_entitlements where sync_id = ?1 group by 1",
+    )?;
+    let grants =
+        count("select resource_type_id, count(*) from v1_grants where sync_id = ?1 group by 1")?;
     match args.output {
         Format::Json => println!(
             "{}",
@@ -208,16 +304,26 @@ pub fn stats(args: &ReadArgs) -> Result<()> {
             }))?
         ),
         Format::Table => {
-            println!("sync {} ({} to {})", reader.sync_id, reader.started_at, reader.ended_at);
+            println!(
+                "sync {} ({} to {})",
+                reader.sync_id, reader.started_at, reader.ended_at
+            );
             let mut rows = Vec::new();
-            let mut types: Vec<&String> = resources.keys().chain(entitlements.keys()).chain(grants.keys()).collect();
+            let mut types: Vec<&String> = resources
+                .keys()
+                .chain(entitlements.keys())
+                .chain(grants.keys())
+                .collect();
             types.sort();
             types.dedup();
             for t in types {
                 let n = |m: &BTreeMap<String, i64>| m.get(t).copied().unwrap_or(0).to_string();
                 rows.push(vec![t.clone(), n(&resources), n(&entitlements), n(&grants)]);
             }
-            print_table(&["Resource Type", "Resources", "Entitlements", "Grants"], &rows);
+            print_table(
+                &["Resource Type", "Resources", "Entitlements", "Grants"],
+                &rows,
+            );
         }
     }
     Ok(())

@@ -60,7 +60,9 @@ pub struct RunArgs {
 }
 
 pub fn main(args: RunArgs) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(run(args))
 }
 
@@ -72,7 +74,10 @@ fn default_cache_dir() -> Option<PathBuf> {
 }
 
 fn check_external_id(id: &str) -> Result<()> {
-    let ok = (2..=1224).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c));
+    let ok = (2..=1224).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c));
     if !ok {
         bail!("invalid setting BATON_EXTERNAL_ID: must be 2 to 1224 characters of letters, digits and _+=,.@:/-");
     }
@@ -92,19 +97,32 @@ async fn run(args: RunArgs) -> Result<()> {
         }
     }
     let override_authority = match &args.endpoint_url {
-        Some(url) => Some(parse_endpoint_url(url).map_err(|e| anyhow!("invalid setting AWS_ENDPOINT_URL: {e}"))?.1),
+        Some(url) => Some(
+            parse_endpoint_url(url)
+                .map_err(|e| anyhow!("invalid setting AWS_ENDPOINT_URL: {e}"))?
+                .1,
+        ),
         None => None,
     };
-    let endpoints = Endpoints::new(&args.region, args.endpoint_url.as_deref()).map_err(|e| anyhow!("invalid setting AWS_ENDPOINT_URL: {e}"))?;
+    let endpoints = Endpoints::new(&args.region, args.endpoint_url.as_deref())
+        .map_err(|e| anyhow!("invalid setting AWS_ENDPOINT_URL: {e}"))?;
     let (base, source) = base_from_env(|k| std::env::var(k).ok())?;
-    let role = args.role_arn.clone().map(|role_arn| RoleSpec { role_arn, external_id: args.external_id.clone() });
+    let role = args.role_arn.clone().map(|role_arn| RoleSpec {
+        role_arn,
+        external_id: args.external_id.clone(),
+    });
 
     let runtime = Runtime::new()?;
     let cache_dir = args.cache_dir.clone().or_else(default_cache_dir);
     let loaded = runtime.load(&args.component, cache_dir.as_deref())?;
     let outbound = Arc::new(Outbound::default());
     let services = Arc::new(Services {
-        name: args.component.file_stem().and_then(|s| s.to_str()).unwrap_or("connector").to_string(),
+        name: args
+            .component
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("connector")
+            .to_string(),
         credentials: CredentialProvider::new(base, source, role, endpoints),
         outbound: outbound.clone(),
         cache: Mutex::new(HashMap::new()),
@@ -117,13 +135,27 @@ async fn run(args: RunArgs) -> Result<()> {
         ..Limits::default()
     };
     let mut inst = runtime.instantiate(&loaded, services, &limits).await?;
-    let metadata = inst.metadata().await.map_err(|e| anyhow!("reading the component's metadata failed: {e}"))?;
+    let metadata = inst
+        .metadata()
+        .await
+        .map_err(|e| anyhow!("reading the component's metadata failed: {e}"))?;
     let settings = connector_settings(&metadata, &args)?;
-    let configured = inst.configure(&settings).await.map_err(|e| anyhow!("{}", explain_config_error(&e)))?;
-    outbound.allow(allow_list(&metadata, &configured, override_authority.as_deref(), &args.allow_host)?);
+    let configured = inst
+        .configure(&settings)
+        .await
+        .map_err(|e| anyhow!("{}", explain_config_error(&e)))?;
+    outbound.allow(allow_list(
+        &metadata,
+        &configured,
+        override_authority.as_deref(),
+        &args.allow_host,
+    )?);
 
     let result = async {
-        let whoami = inst.validate().await.map_err(|e| anyhow!("validating the connection failed: {e}"))?;
+        let whoami = inst
+            .validate()
+            .await
+            .map_err(|e| anyhow!("validating the connection failed: {e}"))?;
         eprintln!("connected: {whoami}");
         sync::run(&mut inst, &configured.resource_types, &args.file).await
     }
@@ -135,9 +167,15 @@ async fn run(args: RunArgs) -> Result<()> {
         Err(e) => {
             let mut msg = format!("{e:#}");
             if !denied.is_empty() {
-                msg.push_str(&format!("\ndenied outbound requests (not on the allow-list): {}", denied.join(", ")));
+                msg.push_str(&format!(
+                    "\ndenied outbound requests (not on the allow-list): {}",
+                    denied.join(", ")
+                ));
             }
-            msg.push_str(&format!("\nnothing was written; {} is unchanged", args.file.display()));
+            msg.push_str(&format!(
+                "\nnothing was written; {} is unchanged",
+                args.file.display()
+            ));
             return Err(anyhow!(msg));
         }
     };
@@ -162,23 +200,39 @@ fn connector_settings(metadata: &wit::Metadata, args: &RunArgs) -> Result<Vec<wi
         values.insert("endpoint-url".into(), url.clone());
     }
     for kv in &args.set {
-        let (k, v) = kv.split_once('=').with_context(|| format!("-s {kv:?}: expected NAME=VALUE"))?;
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("-s {kv:?}: expected NAME=VALUE"))?;
         if !declared(k) {
             let known: Vec<_> = metadata.settings.iter().map(|s| s.name.as_str()).collect();
-            bail!("-s {k}: the component has no such setting; it has: {}", known.join(", "));
+            bail!(
+                "-s {k}: the component has no such setting; it has: {}",
+                known.join(", ")
+            );
         }
         values.insert(k.to_string(), v.to_string());
     }
-    Ok(values.into_iter().map(|(name, value)| wit::Setting { name, value }).collect())
+    Ok(values
+        .into_iter()
+        .map(|(name, value)| wit::Setting { name, value })
+        .collect())
 }
 
 /// The hosts the configured connector needs, within what it declared it may ever call,
 /// plus the operator's endpoint override, optionally narrowed by `--allow-host`.
-fn allow_list(metadata: &wit::Metadata, configured: &wit::Configured, endpoint: Option<&str>, narrow: &[String]) -> Result<Vec<String>> {
+fn allow_list(
+    metadata: &wit::Metadata,
+    configured: &wit::Configured,
+    endpoint: Option<&str>,
+    narrow: &[String],
+) -> Result<Vec<String>> {
     let mut allowed: Vec<String> = Vec::new();
     for host in &configured.outbound_hosts {
         let host = host.to_ascii_lowercase();
-        let declared = metadata.outbound_hosts.iter().any(|p| pattern_matches(p, &host));
+        let declared = metadata
+            .outbound_hosts
+            .iter()
+            .any(|p| pattern_matches(p, &host));
         if declared || Some(host.as_str()) == endpoint {
             allowed.push(host);
         } else {
@@ -198,7 +252,10 @@ fn allow_list(metadata: &wit::Metadata, configured: &wit::Configured, endpoint: 
 fn pattern_matches(pattern: &str, host: &str) -> bool {
     let p: Vec<&str> = pattern.split('.').collect();
     let h: Vec<&str> = host.split('.').collect();
-    p.len() == h.len() && p.iter().zip(&h).all(|(a, b)| *a == "*" || a.eq_ignore_ascii_case(b))
+    p.len() == h.len()
+        && p.iter()
+            .zip(&h)
+            .all(|(a, b)| *a == "*" || a.eq_ignore_ascii_case(b))
 }
 
 fn print_summary(
@@ -217,6 +274,7 @@ fn print_summary(
                 "resources": s.resources,
                 "entitlements": s.entitlements,
                 "grants": s.grants,
+                "expansion_edges": s.expansion_edges,
                 "expanded_grants_created": s.expanded_created,
                 "expanded_grants_updated": s.expanded_updated,
                 "aws_calls": total_calls,
@@ -226,23 +284,47 @@ fn print_summary(
                 "seconds": s.elapsed.as_secs_f64(),
                 "component_sha256": loaded.sha256,
                 "component_from_cache": loaded.from_cache,
+                "component_load_ms": loaded.load_time.as_secs_f64() * 1000.0,
             });
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         Format::Table => {
-            println!("sync {} written to {} in {:.2} s", s.sync_id, s.output.display(), s.elapsed.as_secs_f64());
-            let per_type: Vec<String> = s.resources.iter().map(|(t, n)| format!("{t} {n}")).collect();
-            println!("  resources     {} ({})", s.resources.values().sum::<u64>(), per_type.join(", "));
+            println!(
+                "sync {} written to {} in {:.2} s",
+                s.sync_id,
+                s.output.display(),
+                s.elapsed.as_secs_f64()
+            );
+            let per_type: Vec<String> = s
+                .resources
+                .iter()
+                .map(|(t, n)| format!("{t} {n}"))
+                .collect();
+            println!(
+                "  resources     {} ({})",
+                s.resources.values().sum::<u64>(),
+                per_type.join(", ")
+            );
             println!("  entitlements  {}", s.entitlements);
             println!(
-                "  grants        {} from the connector, {} added by expansion, {} updated by it",
-                s.grants, s.expanded_created, s.expanded_updated
+                "  grants        {} from the connector, {} added by expanding {} edges, {} updated by it",
+                s.grants, s.expanded_created, s.expansion_edges, s.expanded_updated
             );
             let per_op: Vec<String> = calls.iter().map(|(op, n)| format!("{op} {n}")).collect();
             println!("  AWS calls     {total_calls} ({})", per_op.join(", "));
             if !denied.is_empty() {
                 println!("  denied        {}", denied.join(", "));
             }
+            println!(
+                "  component     {} ({} in {:.1} ms)",
+                &loaded.sha256[..12],
+                if loaded.from_cache {
+                    "from the compiled cache"
+                } else {
+                    "compiled"
+                },
+                loaded.load_time.as_secs_f64() * 1000.0
+            );
             println!("  warnings      {}", s.warnings.len());
             for w in &s.warnings {
                 println!("    - {w}");
@@ -258,9 +340,18 @@ mod tests {
 
     #[test]
     fn patterns_match_one_label() {
-        assert!(pattern_matches("sts.*.amazonaws.com", "sts.eu-west-1.amazonaws.com"));
-        assert!(!pattern_matches("sts.*.amazonaws.com", "sts.a.b.amazonaws.com"));
-        assert!(!pattern_matches("iam.amazonaws.com", "iam.amazonaws.com.evil.net"));
+        assert!(pattern_matches(
+            "sts.*.amazonaws.com",
+            "sts.eu-west-1.amazonaws.com"
+        ));
+        assert!(!pattern_matches(
+            "sts.*.amazonaws.com",
+            "sts.a.b.amazonaws.com"
+        ));
+        assert!(!pattern_matches(
+            "iam.amazonaws.com",
+            "iam.amazonaws.com.evil.net"
+        ));
         assert!(pattern_matches("iam.amazonaws.com", "IAM.amazonaws.com"));
     }
 

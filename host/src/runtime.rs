@@ -55,7 +55,12 @@ struct MemoryCap {
 }
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.limit {
             self.hit = true;
             return Ok(false);
@@ -63,7 +68,12 @@ impl ResourceLimiter for MemoryCap {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 }
@@ -79,20 +89,31 @@ pub struct State {
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for State {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
     }
 }
 
 impl bindings::baton::connector::types::Host for State {}
 
 impl bindings::baton::connector::host::Host for State {
-    async fn get_credentials(&mut self, scope: wit::CredentialScope, refresh: bool) -> Result<wit::Credentials, wit::ConnectorError> {
+    async fn get_credentials(
+        &mut self,
+        scope: wit::CredentialScope,
+        refresh: bool,
+    ) -> Result<wit::Credentials, wit::ConnectorError> {
         if let wit::CredentialScope::Account(id) = scope {
             return Err(wit::ConnectorError::Unsupported(format!(
                 "credentials for member account {id} are not available: cross-account access is not configured"
@@ -103,7 +124,10 @@ impl bindings::baton::connector::host::Host for State {
             access_key_id: c.access_key_id,
             secret_access_key: c.secret_access_key,
             session_token: c.session_token,
-            expires_at: c.expires_at.map(|t| wit::Timestamp { seconds: t.seconds, nanos: t.nanos }),
+            expires_at: c.expires_at.map(|t| wit::Timestamp {
+                seconds: t.seconds,
+                nanos: t.nanos,
+            }),
         })
     }
 
@@ -123,11 +147,20 @@ impl bindings::baton::connector::host::Host for State {
     }
 
     async fn cache_get(&mut self, key: String) -> Option<Vec<u8>> {
-        self.services.cache.lock().expect("cache lock").get(&key).cloned()
+        self.services
+            .cache
+            .lock()
+            .expect("cache lock")
+            .get(&key)
+            .cloned()
     }
 
     async fn cache_set(&mut self, key: String, value: Vec<u8>) {
-        self.services.cache.lock().expect("cache lock").insert(key, value);
+        self.services
+            .cache
+            .lock()
+            .expect("cache lock")
+            .insert(key, value);
     }
 }
 
@@ -152,8 +185,10 @@ impl Runtime {
         let engine = Engine::new(&config).map_err(|e| anyhow!("cannot start wasmtime: {e:#}"))?;
         let mut linker: Linker<State> = Linker::new(&engine);
         add_wasi(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(|e| anyhow!("{e:#}"))?;
-        Plugin::add_to_linker::<_, HasSelf<State>>(&mut linker, |s| s).map_err(|e| anyhow!("{e:#}"))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| anyhow!("{e:#}"))?;
+        Plugin::add_to_linker::<_, HasSelf<State>>(&mut linker, |s| s)
+            .map_err(|e| anyhow!("{e:#}"))?;
         Ok(Runtime { engine, linker })
     }
 
@@ -161,11 +196,15 @@ impl Runtime {
     /// by this exact engine build.
     pub fn load(&self, path: &Path, cache_dir: Option<&Path>) -> Result<Loaded> {
         let started = Instant::now();
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read component {}", path.display()))?;
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read component {}", path.display()))?;
         let sha256 = hex(&Sha256::digest(&bytes));
         let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut engine_hash);
-        let cached = cache_dir.map(|d| d.join(format!("{sha256}-{:016x}.cwasm", engine_hash.finish())));
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut engine_hash);
+        let cached =
+            cache_dir.map(|d| d.join(format!("{sha256}-{:016x}.cwasm", engine_hash.finish())));
         let (component, from_cache) = match cached.as_ref().filter(|p| p.exists()) {
             // SAFETY: only files this host wrote, keyed by content and engine, are loaded.
             Some(p) => match unsafe { Component::deserialize_file(&self.engine, p) } {
@@ -182,15 +221,35 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| anyhow!("{} cannot run in this host: {e:#}", path.display()))?;
-        let pre = PluginPre::new(pre).map_err(|e| anyhow!("{} does not implement the connector contract: {e:#}", path.display()))?;
-        Ok(Loaded { pre, sha256, from_cache, load_time: started.elapsed() })
+        let pre = PluginPre::new(pre).map_err(|e| {
+            anyhow!(
+                "{} does not implement the connector contract: {e:#}",
+                path.display()
+            )
+        })?;
+        Ok(Loaded {
+            pre,
+            sha256,
+            from_cache,
+            load_time: started.elapsed(),
+        })
     }
 
     fn compile(&self, path: &Path, bytes: &[u8]) -> Result<Component> {
-        Component::new(&self.engine, bytes).map_err(|e| anyhow!("{} is not a valid WebAssembly component: {e:#}", path.display()))
+        Component::new(&self.engine, bytes).map_err(|e| {
+            anyhow!(
+                "{} is not a valid WebAssembly component: {e:#}",
+                path.display()
+            )
+        })
     }
 
-    pub async fn instantiate(&self, loaded: &Loaded, services: Arc<Services>, limits: &Limits) -> Result<Instance> {
+    pub async fn instantiate(
+        &self,
+        loaded: &Loaded,
+        services: Arc<Services>,
+        limits: &Limits,
+    ) -> Result<Instance> {
         // No preopened directories, no environment, no arguments: the guest sees nothing
         // of the host. Sockets and filesystems are not even linked (see add_wasi).
         let wasi = WasiCtx::builder().build();
@@ -198,21 +257,35 @@ impl Runtime {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hooks: Hooks { outbound: services.outbound.clone() },
-            memory: MemoryCap { limit: limits.memory_bytes, hit: false },
+            hooks: Hooks {
+                outbound: services.outbound.clone(),
+            },
+            memory: MemoryCap {
+                limit: limits.memory_bytes,
+                hit: false,
+            },
             services,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
         // Yield to the executor regularly so that the wall-clock timeout can fire.
-        store.fuel_async_yield_interval(Some(50_000_000)).map_err(|e| anyhow!("{e:#}"))?;
-        store.set_fuel(limits.fuel_per_call).map_err(|e| anyhow!("{e:#}"))?;
+        store
+            .fuel_async_yield_interval(Some(50_000_000))
+            .map_err(|e| anyhow!("{e:#}"))?;
+        store
+            .set_fuel(limits.fuel_per_call)
+            .map_err(|e| anyhow!("{e:#}"))?;
         let plugin = loaded
             .pre
             .instantiate_async(&mut store)
             .await
             .map_err(|e| anyhow!("cannot instantiate the component: {e:#}"))?;
-        Ok(Instance { store, plugin, limits: limits.clone(), poisoned: None })
+        Ok(Instance {
+            store,
+            plugin,
+            limits: limits.clone(),
+            poisoned: None,
+        })
     }
 }
 
@@ -223,13 +296,38 @@ fn add_wasi(l: &mut Linker<State>) -> Result<()> {
     use wasmtime_wasi::random::WasiRandom;
     let e = |e: wasmtime::Error| anyhow!("{e:#}");
     wasmtime_wasi::p2::add_to_linker_proxy_interfaces_async(l).map_err(e)?;
-    cli::exit::add_to_linker::<State, WasiCli>(l, <State as wasmtime_wasi::cli::WasiCliView>::cli).map_err(e)?;
-    cli::environment::add_to_linker::<State, WasiCli>(l, <State as wasmtime_wasi::cli::WasiCliView>::cli).map_err(e)?;
-    cli::terminal_input::add_to_linker::<State, WasiCli>(l, <State as wasmtime_wasi::cli::WasiCliView>::cli).map_err(e)?;
-    cli::terminal_output::add_to_linker::<State, WasiCli>(l, <State as wasmtime_wasi::cli::WasiCliView>::cli).map_err(e)?;
-    cli::terminal_stdin::add_to_linker::<State, WasiCli>(l, <State as wasmtime_wasi::cli::WasiCliView>::cli).map_err(e)?;
-    cli::terminal_stdout::add_to_linker::<State, WasiCli>(l, <State as wasmtime_wasi::cli::WasiCliView>::cli).map_err(e)?;
-    cli::terminal_stderr::add_to_linker::<State, WasiCli>(l, <State as wasmtime_wasi::cli::WasiCliView>::cli).map_err(e)?;
+    cli::exit::add_to_linker::<State, WasiCli>(l, <State as wasmtime_wasi::cli::WasiCliView>::cli)
+        .map_err(e)?;
+    cli::environment::add_to_linker::<State, WasiCli>(
+        l,
+        <State as wasmtime_wasi::cli::WasiCliView>::cli,
+    )
+    .map_err(e)?;
+    cli::terminal_input::add_to_linker::<State, WasiCli>(
+        l,
+        <State as wasmtime_wasi::cli::WasiCliView>::cli,
+    )
+    .map_err(e)?;
+    cli::terminal_output::add_to_linker::<State, WasiCli>(
+        l,
+        <State as wasmtime_wasi::cli::WasiCliView>::cli,
+    )
+    .map_err(e)?;
+    cli::terminal_stdin::add_to_linker::<State, WasiCli>(
+        l,
+        <State as wasmtime_wasi::cli::WasiCliView>::cli,
+    )
+    .map_err(e)?;
+    cli::terminal_stdout::add_to_linker::<State, WasiCli>(
+        l,
+        <State as wasmtime_wasi::cli::WasiCliView>::cli,
+    )
+    .map_err(e)?;
+    cli::terminal_stderr::add_to_linker::<State, WasiCli>(
+        l,
+        <State as wasmtime_wasi::cli::WasiCliView>::cli,
+    )
+    .map_err(e)?;
     random::insecure::add_to_linker::<State, WasiRandom>(l, |s| s.wasi.random()).map_err(e)?;
     random::insecure_seed::add_to_linker::<State, WasiRandom>(l, |s| s.wasi.random()).map_err(e)?;
     Ok(())
@@ -256,7 +354,9 @@ fn check_contract(engine: &Engine, component: &Component, path: &Path) -> Result
 }
 
 fn store_compiled(component: &Component, path: &Path) {
-    let Ok(bytes) = component.serialize() else { return };
+    let Ok(bytes) = component.serialize() else {
+        return;
+    };
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -293,7 +393,9 @@ pub fn describe_error(e: &wit::ConnectorError) -> String {
         wit::ConnectorError::Throttled(t) => format!("throttled: {}", t.message),
         wit::ConnectorError::AccessDenied(m) => format!("access denied: {m}"),
         wit::ConnectorError::NotFound(m) => format!("not found: {m}"),
-        wit::ConnectorError::InvalidConfig(c) => format!("invalid setting {}: {}", c.setting, c.reason),
+        wit::ConnectorError::InvalidConfig(c) => {
+            format!("invalid setting {}: {}", c.setting, c.reason)
+        }
         wit::ConnectorError::Transient(m) => format!("transient failure: {m}"),
         wit::ConnectorError::CredentialsExpired(m) => format!("credentials rejected: {m}"),
         wit::ConnectorError::Unsupported(m) => format!("unsupported: {m}"),
@@ -312,9 +414,14 @@ pub struct Instance {
 macro_rules! guarded {
     ($self:ident, $what:expr, |$conn:ident, $store:ident| $call:expr) => {{
         if let Some(why) = &$self.poisoned {
-            return Err(CallFailure::Sandbox(format!("the instance was discarded earlier: {why}")));
+            return Err(CallFailure::Sandbox(format!(
+                "the instance was discarded earlier: {why}"
+            )));
         }
-        $self.store.set_fuel($self.limits.fuel_per_call).map_err(|e| CallFailure::Sandbox(format!("{e:#}")))?;
+        $self
+            .store
+            .set_fuel($self.limits.fuel_per_call)
+            .map_err(|e| CallFailure::Sandbox(format!("{e:#}")))?;
         let $conn = $self.plugin.baton_connector_connector();
         let $store = &mut $self.store;
         match tokio::time::timeout($self.limits.call_timeout, $call).await {
@@ -326,7 +433,11 @@ macro_rules! guarded {
                 Err(CallFailure::Sandbox(why))
             }
             Err(_) => {
-                let why = format!("{} exceeded the wall-clock limit of {}s", $what, $self.limits.call_timeout.as_secs());
+                let why = format!(
+                    "{} exceeded the wall-clock limit of {}s",
+                    $what,
+                    $self.limits.call_timeout.as_secs()
+                );
                 $self.poisoned = Some(why.clone());
                 Err(CallFailure::Sandbox(why))
             }
@@ -337,10 +448,16 @@ macro_rules! guarded {
 impl Instance {
     fn explain_trap(&self, what: &str, trap: &wasmtime::Error) -> String {
         if self.store.data().memory.hit {
-            return format!("{what} exceeded the memory limit of {} MiB", self.limits.memory_bytes >> 20);
+            return format!(
+                "{what} exceeded the memory limit of {} MiB",
+                self.limits.memory_bytes >> 20
+            );
         }
         match trap.downcast_ref::<wasmtime::Trap>() {
-            Some(wasmtime::Trap::OutOfFuel) => format!("{what} exceeded its CPU budget ({} fuel)", self.limits.fuel_per_call),
+            Some(wasmtime::Trap::OutOfFuel) => format!(
+                "{what} exceeded its CPU budget ({} fuel)",
+                self.limits.fuel_per_call
+            ),
             Some(wasmtime::Trap::StackOverflow) => format!("{what} overflowed its stack"),
             Some(t) => format!("{what} trapped: {t}"),
             None => format!("{what} failed: {trap:#}"),
@@ -352,18 +469,28 @@ impl Instance {
             return Err(CallFailure::Sandbox(why.clone()));
         }
         let conn = self.plugin.baton_connector_connector();
-        match tokio::time::timeout(self.limits.call_timeout, conn.call_get_metadata(&mut self.store)).await {
+        match tokio::time::timeout(
+            self.limits.call_timeout,
+            conn.call_get_metadata(&mut self.store),
+        )
+        .await
+        {
             Ok(Ok(m)) => Ok(m),
             Ok(Err(trap)) => {
                 let why = self.explain_trap("get-metadata", &trap);
                 self.poisoned = Some(why.clone());
                 Err(CallFailure::Sandbox(why))
             }
-            Err(_) => Err(CallFailure::Sandbox("get-metadata exceeded the wall-clock limit".into())),
+            Err(_) => Err(CallFailure::Sandbox(
+                "get-metadata exceeded the wall-clock limit".into(),
+            )),
         }
     }
 
-    pub async fn configure(&mut self, settings: &[wit::Setting]) -> Result<wit::Configured, CallFailure> {
+    pub async fn configure(
+        &mut self,
+        settings: &[wit::Setting],
+    ) -> Result<wit::Configured, CallFailure> {
         guarded!(self, "configure", |c, s| c.call_configure(s, settings))
     }
 
@@ -371,15 +498,35 @@ impl Instance {
         guarded!(self, "validate", |c, s| c.call_validate(s))
     }
 
-    pub async fn list_resources(&mut self, resource_type: &str, parent: Option<&wit::ResourceId>, token: Option<&str>) -> Result<wit::ResourcePage, CallFailure> {
-        guarded!(self, "list-resources", |c, s| c.call_list_resources(s, resource_type, parent, token))
+    pub async fn list_resources(
+        &mut self,
+        resource_type: &str,
+        parent: Option<&wit::ResourceId>,
+        token: Option<&str>,
+    ) -> Result<wit::ResourcePage, CallFailure> {
+        guarded!(self, "list-resources", |c, s| c.call_list_resources(
+            s,
+            resource_type,
+            parent,
+            token
+        ))
     }
 
-    pub async fn list_entitlements(&mut self, resource: &wit::Resource, token: Option<&str>) -> Result<wit::EntitlementPage, CallFailure> {
-        guarded!(self, "list-entitlements", |c, s| c.call_list_entitlements(s, resource, token))
+    pub async fn list_entitlements(
+        &mut self,
+        resource: &wit::Resource,
+        token: Option<&str>,
+    ) -> Result<wit::EntitlementPage, CallFailure> {
+        guarded!(self, "list-entitlements", |c, s| c
+            .call_list_entitlements(s, resource, token))
     }
 
-    pub async fn list_grants(&mut self, resource: &wit::Resource, token: Option<&str>) -> Result<wit::GrantPage, CallFailure> {
-        guarded!(self, "list-grants", |c, s| c.call_list_grants(s, resource, token))
+    pub async fn list_grants(
+        &mut self,
+        resource: &wit::Resource,
+        token: Option<&str>,
+    ) -> Result<wit::GrantPage, CallFailure> {
+        guarded!(self, "list-grants", |c, s| c
+            .call_list_grants(s, resource, token))
     }
 }

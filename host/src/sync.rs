@@ -25,6 +25,7 @@ pub struct Summary {
     pub resources: BTreeMap<String, u64>,
     pub entitlements: u64,
     pub grants: u64,
+    pub expansion_edges: usize,
     pub expanded_created: usize,
     pub expanded_updated: usize,
     pub warnings: Vec<String>,
@@ -41,7 +42,10 @@ impl Summary {
         put("resources", self.resources.values().sum::<u64>().into());
         put("entitlements", self.entitlements.into());
         put("grants", grants_total.into());
-        put("resources_by_resource_type", serde_json::to_value(&self.resources).unwrap_or_default());
+        put(
+            "resources_by_resource_type",
+            serde_json::to_value(&self.resources).unwrap_or_default(),
+        );
         serde_json::Value::Object(stats).to_string()
     }
 }
@@ -64,13 +68,20 @@ macro_rules! page {
 }
 
 fn retryable(e: &wit::ConnectorError) -> bool {
-    matches!(e, wit::ConnectorError::Throttled(_) | wit::ConnectorError::Transient(_) | wit::ConnectorError::CredentialsExpired(_))
+    matches!(
+        e,
+        wit::ConnectorError::Throttled(_)
+            | wit::ConnectorError::Transient(_)
+            | wit::ConnectorError::CredentialsExpired(_)
+    )
 }
 
 fn backoff(e: &wit::ConnectorError, attempt: u32) -> Duration {
     let base = Duration::from_secs(2u64.pow(attempt));
     match e {
-        wit::ConnectorError::Throttled(t) => base.max(Duration::from_millis(t.retry_after_ms.unwrap_or(0))),
+        wit::ConnectorError::Throttled(t) => {
+            base.max(Duration::from_millis(t.retry_after_ms.unwrap_or(0)))
+        }
         _ => base,
     }
 }
@@ -81,10 +92,19 @@ fn fail(what: &str, e: CallFailure) -> anyhow::Error {
 
 /// A per-resource failure that should not stop the sync: recorded as a warning.
 fn is_warning(e: &CallFailure) -> bool {
-    matches!(e, CallFailure::Connector(wit::ConnectorError::AccessDenied(_) | wit::ConnectorError::NotFound(_)))
+    matches!(
+        e,
+        CallFailure::Connector(
+            wit::ConnectorError::AccessDenied(_) | wit::ConnectorError::NotFound(_)
+        )
+    )
 }
 
-fn skips(resource: &wit::Resource, types: &HashMap<String, wit::ResourceType>, entitlements: bool) -> bool {
+fn skips(
+    resource: &wit::Resource,
+    types: &HashMap<String, wit::ResourceType>,
+    entitlements: bool,
+) -> bool {
     let hit = |anns: &[wit::Annotation]| {
         anns.iter().any(|a| match a {
             wit::Annotation::SkipEntitlementsAndGrants => true,
@@ -93,25 +113,54 @@ fn skips(resource: &wit::Resource, types: &HashMap<String, wit::ResourceType>, e
             _ => false,
         })
     };
-    hit(&resource.annotations) || types.get(&resource.id.resource_type).is_some_and(|t| hit(&t.annotations))
+    hit(&resource.annotations)
+        || types
+            .get(&resource.id.resource_type)
+            .is_some_and(|t| hit(&t.annotations))
 }
 
-pub async fn run(inst: &mut Instance, resource_types: &[wit::ResourceType], out: &Path) -> Result<Summary> {
+pub async fn run(
+    inst: &mut Instance,
+    resource_types: &[wit::ResourceType],
+    out: &Path,
+) -> Result<Summary> {
     let started = Instant::now();
-    let mut summary = Summary { output: out.to_path_buf(), ..Default::default() };
+    let mut summary = Summary {
+        output: out.to_path_buf(),
+        ..Default::default()
+    };
     let mut writer = Writer::begin(out)?;
     summary.sync_id = writer.sync_id.clone();
 
-    let types: HashMap<String, wit::ResourceType> = resource_types.iter().map(|t| (t.id.clone(), t.clone())).collect();
-    let proto_types: HashMap<String, p::ResourceType> = resource_types.iter().map(|t| (t.id.clone(), encode::resource_type(t))).collect();
-    writer.put_resource_types(&resource_types.iter().map(encode::resource_type).collect::<Vec<_>>())?;
+    let types: HashMap<String, wit::ResourceType> = resource_types
+        .iter()
+        .map(|t| (t.id.clone(), t.clone()))
+        .collect();
+    let proto_types: HashMap<String, p::ResourceType> = resource_types
+        .iter()
+        .map(|t| (t.id.clone(), encode::resource_type(t)))
+        .collect();
+    writer.put_resource_types(
+        &resource_types
+            .iter()
+            .map(encode::resource_type)
+            .collect::<Vec<_>>(),
+    )?;
 
     // Resources: every type at the top level, then children announced by their parents.
     let mut resources: Vec<(wit::Resource, p::Resource)> = Vec::new();
-    let mut queue: VecDeque<(String, Option<wit::ResourceId>)> = resource_types.iter().map(|t| (t.id.clone(), None)).collect();
+    let mut queue: VecDeque<(String, Option<wit::ResourceId>)> = resource_types
+        .iter()
+        .map(|t| (t.id.clone(), None))
+        .collect();
     let mut listed: HashSet<(String, Option<(String, String)>)> = HashSet::new();
     while let Some((rtype, parent)) = queue.pop_front() {
-        if !listed.insert((rtype.clone(), parent.as_ref().map(|p| (p.resource_type.clone(), p.resource.clone())))) {
+        if !listed.insert((
+            rtype.clone(),
+            parent
+                .as_ref()
+                .map(|p| (p.resource_type.clone(), p.resource.clone())),
+        )) {
             continue;
         }
         let mut token: Option<String> = None;
@@ -119,13 +168,19 @@ pub async fn run(inst: &mut Instance, resource_types: &[wit::ResourceType], out:
             if pages >= MAX_PAGES {
                 bail!("listing {rtype} resources did not end after {MAX_PAGES} pages");
             }
-            let page = page!(inst, "list-resources", list_resources(&rtype, parent.as_ref(), token.as_deref()))
-                .map_err(|e| fail(&format!("listing {rtype} resources failed"), e))?;
+            let page = page!(
+                inst,
+                "list-resources",
+                list_resources(&rtype, parent.as_ref(), token.as_deref())
+            )
+            .map_err(|e| fail(&format!("listing {rtype} resources failed"), e))?;
             summary.warnings.extend(page.warnings.iter().cloned());
             let mut batch = Vec::with_capacity(page.items.len());
             for r in page.items {
                 if r.id.resource.is_empty() || r.id.resource_type.is_empty() {
-                    summary.warnings.push(format!("a {rtype} resource without an id was dropped"));
+                    summary
+                        .warnings
+                        .push(format!("a {rtype} resource without an id was dropped"));
                     continue;
                 }
                 for a in &r.annotations {
@@ -134,7 +189,10 @@ pub async fn run(inst: &mut Instance, resource_types: &[wit::ResourceType], out:
                     }
                 }
                 let proto = encode::resource(&r)?;
-                *summary.resources.entry(r.id.resource_type.clone()).or_default() += 1;
+                *summary
+                    .resources
+                    .entry(r.id.resource_type.clone())
+                    .or_default() += 1;
                 batch.push(proto.clone());
                 resources.push((r, proto));
             }
@@ -154,16 +212,35 @@ pub async fn run(inst: &mut Instance, resource_types: &[wit::ResourceType], out:
         }
         let mut token: Option<String> = None;
         loop {
-            let page = match page!(inst, "list-entitlements", list_entitlements(r, token.as_deref())) {
+            let page = match page!(
+                inst,
+                "list-entitlements",
+                list_entitlements(r, token.as_deref())
+            ) {
                 Ok(p) => p,
                 Err(e) if is_warning(&e) => {
-                    summary.warnings.push(format!("entitlements of {}:{}: {e}", r.id.resource_type, r.id.resource));
+                    summary.warnings.push(format!(
+                        "entitlements of {}:{}: {e}",
+                        r.id.resource_type, r.id.resource
+                    ));
                     break;
                 }
-                Err(e) => return Err(fail(&format!("listing entitlements of {}:{} failed", r.id.resource_type, r.id.resource), e)),
+                Err(e) => {
+                    return Err(fail(
+                        &format!(
+                            "listing entitlements of {}:{} failed",
+                            r.id.resource_type, r.id.resource
+                        ),
+                        e,
+                    ))
+                }
             };
             summary.warnings.extend(page.warnings.iter().cloned());
-            let batch: Vec<p::Entitlement> = page.items.iter().map(|e| encode::entitlement(e, proto, &proto_types)).collect();
+            let batch: Vec<p::Entitlement> = page
+                .items
+                .iter()
+                .map(|e| encode::entitlement(e, proto, &proto_types))
+                .collect();
             summary.entitlements += batch.len() as u64;
             writer.put_entitlements(&batch)?;
             for e in batch {
@@ -186,13 +263,28 @@ pub async fn run(inst: &mut Instance, resource_types: &[wit::ResourceType], out:
             let page = match page!(inst, "list-grants", list_grants(r, token.as_deref())) {
                 Ok(p) => p,
                 Err(e) if is_warning(&e) => {
-                    summary.warnings.push(format!("grants of {}:{}: {e}", r.id.resource_type, r.id.resource));
+                    summary.warnings.push(format!(
+                        "grants of {}:{}: {e}",
+                        r.id.resource_type, r.id.resource
+                    ));
                     break;
                 }
-                Err(e) => return Err(fail(&format!("listing grants of {}:{} failed", r.id.resource_type, r.id.resource), e)),
+                Err(e) => {
+                    return Err(fail(
+                        &format!(
+                            "listing grants of {}:{} failed",
+                            r.id.resource_type, r.id.resource
+                        ),
+                        e,
+                    ))
+                }
             };
             summary.warnings.extend(page.warnings.iter().cloned());
-            let batch: Vec<_> = page.items.iter().map(|g| encode::grant(g, entitlements.get(&g.entitlement_id), proto)).collect();
+            let batch: Vec<_> = page
+                .items
+                .iter()
+                .map(|g| encode::grant(g, entitlements.get(&g.entitlement_id), proto))
+                .collect();
             summary.grants += batch.len() as u64;
             writer.put_grants(&batch)?;
             match next_token("grants", token.as_deref(), page.next_page_token)? {
@@ -203,6 +295,7 @@ pub async fn run(inst: &mut Instance, resource_types: &[wit::ResourceType], out:
     }
 
     let outcome = expand::expand(writer.conn(), &writer.sync_id)?;
+    summary.expansion_edges = outcome.edges;
     summary.expanded_created = outcome.created;
     summary.expanded_updated = outcome.updated;
     summary.warnings.extend(outcome.warnings);
@@ -219,7 +312,9 @@ pub async fn run(inst: &mut Instance, resource_types: &[wit::ResourceType], out:
 fn next_token(what: &str, current: Option<&str>, next: Option<String>) -> Result<Option<String>> {
     match next.filter(|t| !t.is_empty()) {
         None => Ok(None),
-        Some(t) if Some(t.as_str()) == current => bail!("the connector returned the same page token twice while listing {what}"),
+        Some(t) if Some(t.as_str()) == current => {
+            bail!("the connector returned the same page token twice while listing {what}")
+        }
         Some(t) => Ok(Some(t)),
     }
 }

@@ -28,7 +28,12 @@ impl<'a, P: Platform> AwsClient<'a, P> {
     }
 
     /// One Query-protocol call; returns its `<Action>Result` element.
-    pub fn query(&self, service: Service, action: &str, params: &[(String, String)]) -> Result<Element, AwsError> {
+    pub fn query(
+        &self,
+        service: Service,
+        action: &str,
+        params: &[(String, String)],
+    ) -> Result<Element, AwsError> {
         let operation = format!("{}:{action}", service.action_prefix());
         let body = query::encode_body(action, service.api_version(), params).into_bytes();
         let mut refresh = false;
@@ -36,7 +41,9 @@ impl<'a, P: Platform> AwsClient<'a, P> {
         loop {
             let result = self
                 .send_once(service, &operation, &body, refresh)
-                .and_then(|(status, body)| query::parse_response(&operation, action, status, &body));
+                .and_then(|(status, body)| {
+                    query::parse_response(&operation, action, status, &body)
+                });
             let err = match result {
                 Ok(el) => return Ok(el),
                 Err(e) => e,
@@ -61,18 +68,43 @@ impl<'a, P: Platform> AwsClient<'a, P> {
         }
     }
 
-    fn send_once(&self, service: Service, operation: &str, body: &[u8], refresh: bool) -> Result<(u16, Vec<u8>), AwsError> {
+    fn send_once(
+        &self,
+        service: Service,
+        operation: &str,
+        body: &[u8],
+        refresh: bool,
+    ) -> Result<(u16, Vec<u8>), AwsError> {
         let credentials = self
             .platform
             .credentials(&self.scope, refresh)
             .map_err(|e| {
-                AwsError::new(operation, 0, "CredentialsUnavailable", &format!("no credentials: {e}"))
-                    .with_kind(ErrorKind::Fatal)
+                AwsError::new(
+                    operation,
+                    0,
+                    "CredentialsUnavailable",
+                    &format!("no credentials: {e}"),
+                )
+                .with_kind(ErrorKind::Fatal)
             })?;
-        let request = build_query_request(self.endpoints, service, operation, body, &credentials, self.platform.now())?;
-        let response = self.platform.send(&request).map_err(|e| transport_error(operation, &request, e))?;
+        let request = build_query_request(
+            self.endpoints,
+            service,
+            operation,
+            body,
+            &credentials,
+            self.platform.now(),
+        )?;
+        let response = self
+            .platform
+            .send(&request)
+            .map_err(|e| transport_error(operation, &request, e))?;
         if !(200..300).contains(&response.status) {
-            let mut err = query::parse_error(operation, response.status, &String::from_utf8_lossy(&response.body));
+            let mut err = query::parse_error(
+                operation,
+                response.status,
+                &String::from_utf8_lossy(&response.body),
+            );
             err.retry_after = response
                 .header("x-amz-retry-after")
                 .and_then(|v| v.trim().parse::<u64>().ok())
@@ -106,8 +138,14 @@ pub fn build_query_request(
         )],
         body: body.to_vec(),
     };
-    sign_request(&mut request, credentials, &target.signing_region, service.signing_name(), now)
-        .map_err(|e| AwsError::new(operation, 0, "SigningFailed", &e).with_kind(ErrorKind::Fatal))?;
+    sign_request(
+        &mut request,
+        credentials,
+        &target.signing_region,
+        service.signing_name(),
+        now,
+    )
+    .map_err(|e| AwsError::new(operation, 0, "SigningFailed", &e).with_kind(ErrorKind::Fatal))?;
     Ok(request)
 }
 
@@ -122,10 +160,12 @@ fn transport_error(operation: &str, request: &HttpRequest, e: TransportError) ->
         )
         .with_kind(ErrorKind::Denied),
         TransportError::Timeout(why) => {
-            AwsError::new(operation, 0, "Timeout", &format!("{url}: {why}")).with_kind(ErrorKind::Transient)
+            AwsError::new(operation, 0, "Timeout", &format!("{url}: {why}"))
+                .with_kind(ErrorKind::Transient)
         }
         TransportError::Connection(why) => {
-            AwsError::new(operation, 0, "ConnectionError", &format!("{url}: {why}")).with_kind(ErrorKind::Transient)
+            AwsError::new(operation, 0, "ConnectionError", &format!("{url}: {why}"))
+                .with_kind(ErrorKind::Transient)
         }
     }
 }

@@ -78,10 +78,7 @@ impl Endpoints {
 
     /// Every authority this configuration sends requests to.
     pub fn authorities(&self, services: &[Service]) -> Vec<String> {
-        let mut out: Vec<String> = services
-            .iter()
-            .map(|s| self.target(*s).authority)
-            .collect();
+        let mut out: Vec<String> = services.iter().map(|s| self.target(*s).authority).collect();
         out.sort();
         out.dedup();
         out
@@ -137,9 +134,15 @@ mod tests {
     fn override_sends_everything_to_one_place_but_signs_per_service() {
         let e = Endpoints::new("eu-west-1", Some("http://127.0.0.1:5000/")).unwrap();
         let iam = e.target(Service::Iam);
-        assert_eq!((iam.scheme, iam.authority.as_str()), (Scheme::Http, "127.0.0.1:5000"));
+        assert_eq!(
+            (iam.scheme, iam.authority.as_str()),
+            (Scheme::Http, "127.0.0.1:5000")
+        );
         assert_eq!(iam.signing_region, "us-east-1");
-        assert_eq!(e.authorities(&[Service::Iam, Service::Sts]), ["127.0.0.1:5000"]);
+        assert_eq!(
+            e.authorities(&[Service::Iam, Service::Sts]),
+            ["127.0.0.1:5000"]
+        );
     }
 
     #[test]
@@ -148,9 +151,18 @@ mod tests {
             parse_endpoint_url("https://Example.com:443").unwrap(),
             (Scheme::Https, "example.com".into())
         );
-        for bad in ["127.0.0.1:5000", "ftp://x", "http://", "http://x/path", "http://x:port"] {
+        for bad in [
+            "127.0.0.1:5000",
+            "ftp://x",
+            "http://",
+            "http://x/path",
+            "http://x:port",
+        ] {
             let err = parse_endpoint_url(bad).unwrap_err();
-            assert!(err.contains(bad.trim_end_matches('/')) || err.contains("port"), "{err}");
+            assert!(
+                err.contains(bad.trim_end_matches('/')) || err.contains("port"),
+                "{err}"
+            );
         }
     }
 }

@@ -86,7 +86,7 @@ impl AwsError {
                     .into(),
             ),
             ErrorKind::AccessDenied => Some(format!(
-                "Grant {} to the connector's role (`host policy` prints the full policy)",
+                "Allow {} in the IAM policy of the connector's role or user (README: IAM permissions)",
                 self.operation
             )),
             ErrorKind::ClockSkew => Some("Check this machine's clock".into()),
@@ -127,22 +127,45 @@ pub fn normalise_code(code: &str) -> String {
 /// Classifies a normalised error code, then the HTTP status.
 pub fn classify(code: &str, status: u16) -> ErrorKind {
     match code {
-        "Throttling" | "ThrottlingException" | "TooManyRequestsException" | "ThrottledException"
-        | "RequestThrottledException" | "ProvisionedThroughputExceededException"
-        | "TransactionInProgressException" | "RequestLimitExceeded" | "BandwidthLimitExceeded"
-        | "LimitExceededException" | "RequestThrottled" | "SlowDown" | "PriorRequestNotComplete"
+        "Throttling"
+        | "ThrottlingException"
+        | "TooManyRequestsException"
+        | "ThrottledException"
+        | "RequestThrottledException"
+        | "ProvisionedThroughputExceededException"
+        | "TransactionInProgressException"
+        | "RequestLimitExceeded"
+        | "BandwidthLimitExceeded"
+        | "LimitExceededException"
+        | "RequestThrottled"
+        | "SlowDown"
+        | "PriorRequestNotComplete"
         | "EC2ThrottledException" => ErrorKind::Throttle,
-        "RequestTimeout" | "RequestTimeoutException" | "ServiceFailure" | "InternalServerException"
-        | "ServiceException" | "InternalFailure" | "InternalError" | "ServiceUnavailable"
-        | "ConcurrentModification" | "EntityTemporarilyUnmodifiable" => ErrorKind::Transient,
+        "RequestTimeout"
+        | "RequestTimeoutException"
+        | "ServiceFailure"
+        | "InternalServerException"
+        | "ServiceException"
+        | "InternalFailure"
+        | "InternalError"
+        | "ServiceUnavailable"
+        | "ConcurrentModification"
+        | "EntityTemporarilyUnmodifiable" => ErrorKind::Transient,
         "RequestExpired" | "RequestInTheFuture" | "RequestTimeTooSkewed" => ErrorKind::ClockSkew,
         "ExpiredToken" | "ExpiredTokenException" => ErrorKind::ExpiredCredentials,
-        "InvalidClientTokenId" | "SignatureDoesNotMatch" | "InvalidSignatureException"
-        | "UnrecognizedClientException" | "AuthFailure" | "IncompleteSignature"
+        "InvalidClientTokenId"
+        | "SignatureDoesNotMatch"
+        | "InvalidSignatureException"
+        | "UnrecognizedClientException"
+        | "AuthFailure"
+        | "IncompleteSignature"
         | "MissingAuthenticationToken" => ErrorKind::InvalidCredentials,
         "AccessDenied" | "AccessDeniedException" => ErrorKind::AccessDenied,
-        "NoSuchEntity" | "ResourceNotFoundException" | "AccountNotFoundException"
-        | "ParentNotFoundException" | "ChildNotFoundException" => ErrorKind::NotFound,
+        "NoSuchEntity"
+        | "ResourceNotFoundException"
+        | "AccountNotFoundException"
+        | "ParentNotFoundException"
+        | "ChildNotFoundException" => ErrorKind::NotFound,
         "EntityAlreadyExists" | "ConflictException" => ErrorKind::Conflict,
         _ => match status {
             429 => ErrorKind::Throttle,
@@ -159,7 +182,10 @@ mod tests {
 
     #[test]
     fn codes_are_normalised() {
-        assert_eq!(normalise_code("com.amazonaws.identitystore#ThrottlingException"), "ThrottlingException");
+        assert_eq!(
+            normalise_code("com.amazonaws.identitystore#ThrottlingException"),
+            "ThrottlingException"
+        );
         assert_eq!(
             normalise_code("aws.protocoltests.restjson#FooError:http://internal.amazon.com/coral/com.amazon.coral.validate/"),
             "FooError"
@@ -170,13 +196,19 @@ mod tests {
     #[test]
     fn classification_follows_codes_then_status() {
         assert_eq!(classify("Throttling", 400), ErrorKind::Throttle);
-        assert_eq!(classify("TooManyRequestsException", 400), ErrorKind::Throttle);
+        assert_eq!(
+            classify("TooManyRequestsException", 400),
+            ErrorKind::Throttle
+        );
         // IAM's LimitExceeded is an entity quota, not a throttle.
         assert_eq!(classify("LimitExceeded", 409), ErrorKind::Fatal);
         assert_eq!(classify("ServiceFailure", 500), ErrorKind::Transient);
         assert_eq!(classify("Whatever", 503), ErrorKind::Transient);
         assert_eq!(classify("Whatever", 429), ErrorKind::Throttle);
-        assert_eq!(classify("SignatureDoesNotMatch", 403), ErrorKind::InvalidCredentials);
+        assert_eq!(
+            classify("SignatureDoesNotMatch", 403),
+            ErrorKind::InvalidCredentials
+        );
         assert_eq!(classify("AccessDenied", 403), ErrorKind::AccessDenied);
         assert_eq!(classify("NoSuchEntity", 404), ErrorKind::NotFound);
         assert_eq!(classify("ExpiredToken", 403), ErrorKind::ExpiredCredentials);
@@ -185,12 +217,25 @@ mod tests {
 
     #[test]
     fn messages_name_the_operation_and_what_to_do() {
-        let mut e = AwsError::new("iam:GetAccountAuthorizationDetails", 403, "AccessDenied", "not authorized");
+        let mut e = AwsError::new(
+            "iam:GetAccountAuthorizationDetails",
+            403,
+            "AccessDenied",
+            "not authorized",
+        );
         e.request_id = Some("abc".into());
         let text = e.to_string();
         assert!(text.starts_with("iam:GetAccountAuthorizationDetails failed: AccessDenied: not authorized (HTTP 403, request id abc)"), "{text}");
-        assert!(text.contains("host policy"), "{text}");
-        let wrong = AwsError::new("iam:GetAccountAuthorizationDetails", 403, "SignatureDoesNotMatch", "");
+        assert!(
+            text.contains("Allow iam:GetAccountAuthorizationDetails"),
+            "{text}"
+        );
+        let wrong = AwsError::new(
+            "iam:GetAccountAuthorizationDetails",
+            403,
+            "SignatureDoesNotMatch",
+            "",
+        );
         assert!(wrong.to_string().contains("secret access key"));
     }
 }

@@ -5,7 +5,11 @@ use crate::xml::{self, Element};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 /// RFC 3986 unreserved characters stay as they are; everything else is encoded.
-const FORM: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const FORM: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// `Action=<action>&Version=<version>&k=v…`, values percent-encoded.
 pub fn encode_body(action: &str, version: &str, params: &[(String, String)]) -> String {
@@ -20,7 +24,12 @@ pub fn encode_body(action: &str, version: &str, params: &[(String, String)]) -> 
 }
 
 /// Returns the `<Action>Result` element of a successful response, or the error it carries.
-pub fn parse_response(operation: &str, action: &str, status: u16, body: &[u8]) -> Result<Element, AwsError> {
+pub fn parse_response(
+    operation: &str,
+    action: &str,
+    status: u16,
+    body: &[u8],
+) -> Result<Element, AwsError> {
     let text = String::from_utf8_lossy(body);
     if !(200..300).contains(&status) {
         return Err(parse_error(operation, status, &text));
@@ -34,11 +43,13 @@ pub fn parse_response(operation: &str, action: &str, status: u16, body: &[u8]) -
         ));
     }
     let result_name = format!("{action}Result");
-    Ok(match root.children.iter().position(|c| c.name == result_name) {
-        Some(i) => root.children.into_iter().nth(i).expect("index found"),
-        // Operations without output carry only ResponseMetadata.
-        None => Element::default(),
-    })
+    Ok(
+        match root.children.iter().position(|c| c.name == result_name) {
+            Some(i) => root.children.into_iter().nth(i).expect("index found"),
+            // Operations without output carry only ResponseMetadata.
+            None => Element::default(),
+        },
+    )
 }
 
 /// Reads an error document leniently: the first `<Error>` at any depth (AWS, EC2 and the
@@ -67,8 +78,13 @@ pub fn parse_error(operation: &str, status: u16, text: &str) -> AwsError {
 }
 
 fn malformed(operation: &str, status: u16, why: &str) -> AwsError {
-    AwsError::new(operation, status, "MalformedResponse", &format!("could not read the response: {why}"))
-        .with_kind(ErrorKind::Malformed)
+    AwsError::new(
+        operation,
+        status,
+        "MalformedResponse",
+        &format!("could not read the response: {why}"),
+    )
+    .with_kind(ErrorKind::Malformed)
 }
 
 #[cfg(test)]
@@ -106,7 +122,10 @@ mod tests {
     fn reads_aws_and_emulator_error_layouts() {
         let aws = br#"<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>req-1</RequestId></ErrorResponse>"#;
         let e = parse_response("iam:ListUsers", "ListUsers", 400, aws).unwrap_err();
-        assert_eq!((e.code.as_str(), e.kind), ("Throttling", ErrorKind::Throttle));
+        assert_eq!(
+            (e.code.as_str(), e.kind),
+            ("Throttling", ErrorKind::Throttle)
+        );
         assert_eq!(e.request_id.as_deref(), Some("req-1"));
         let moto = br#"<?xml version="1.0" encoding="UTF-8"?><ErrorResponse><Errors><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match</Message></Error></Errors></ErrorResponse>"#;
         let e = parse_response("iam:ListUsers", "ListUsers", 403, moto).unwrap_err();
@@ -118,10 +137,23 @@ mod tests {
 
     #[test]
     fn a_malformed_success_is_an_error_naming_the_operation() {
-        let e = parse_response("iam:ListUsers", "ListUsers", 200, b"<ListUsersResponse><oops>").unwrap_err();
+        let e = parse_response(
+            "iam:ListUsers",
+            "ListUsers",
+            200,
+            b"<ListUsersResponse><oops>",
+        )
+        .unwrap_err();
         assert_eq!(e.kind, ErrorKind::Malformed);
-        assert!(e.to_string().starts_with("iam:ListUsers failed: MalformedResponse"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("iam:ListUsers failed: MalformedResponse"),
+            "{e}"
+        );
         let e = parse_response("iam:ListUsers", "ListUsers", 200, b"<Other/>").unwrap_err();
-        assert!(e.to_string().contains("expected <ListUsersResponse>"), "{e}");
+        assert!(
+            e.to_string().contains("expected <ListUsersResponse>"),
+            "{e}"
+        );
     }
 }

@@ -35,7 +35,13 @@ impl RetryPolicy {
 
     /// The wait before retry number `retry` (1-based): exponential, capped, with jitter in
     /// [half, full] so that a server's retry-after is a floor we never undercut.
-    pub fn delay(&self, kind: ErrorKind, retry: u32, retry_after: Option<Duration>, random: u64) -> Duration {
+    pub fn delay(
+        &self,
+        kind: ErrorKind,
+        retry: u32,
+        retry_after: Option<Duration>,
+        random: u64,
+    ) -> Duration {
         let base = if kind == ErrorKind::Throttle {
             self.throttle_base
         } else {
@@ -66,7 +72,10 @@ mod tests {
     fn backoff_grows_is_capped_and_honours_retry_after() {
         let p = RetryPolicy::default();
         let d1 = p.delay(ErrorKind::Throttle, 1, None, u64::MAX);
-        assert!(d1 >= Duration::from_millis(500) && d1 <= Duration::from_secs(1), "{d1:?}");
+        assert!(
+            d1 >= Duration::from_millis(500) && d1 <= Duration::from_secs(1),
+            "{d1:?}"
+        );
         let d3 = p.delay(ErrorKind::Throttle, 3, None, 0);
         assert_eq!(d3, Duration::from_secs(2));
         assert!(p.delay(ErrorKind::Throttle, 30, None, u64::MAX) <= Duration::from_secs(20));

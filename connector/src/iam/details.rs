@@ -61,16 +61,33 @@ pub struct AuthorizationDetails {
 impl AuthorizationDetails {
     pub fn fetch<P: Platform>(client: &AwsClient<P>) -> Result<Self, AwsError> {
         let mut details = AuthorizationDetails::default();
-        let filter = [("Filter.member.1", "User"), ("Filter.member.2", "Group"), ("Filter.member.3", "Role")];
-        paginate(client, "GetAccountAuthorizationDetails", &filter, |result| {
-            details.users.extend(result.members("UserDetailList").map(parse_user));
-            details.groups.extend(result.members("GroupDetailList").map(parse_group));
-            details.roles.extend(result.members("RoleDetailList").map(parse_role));
-        })?;
+        let filter = [
+            ("Filter.member.1", "User"),
+            ("Filter.member.2", "Group"),
+            ("Filter.member.3", "Role"),
+        ];
+        paginate(
+            client,
+            "GetAccountAuthorizationDetails",
+            &filter,
+            |result| {
+                details
+                    .users
+                    .extend(result.members("UserDetailList").map(parse_user));
+                details
+                    .groups
+                    .extend(result.members("GroupDetailList").map(parse_group));
+                details
+                    .roles
+                    .extend(result.members("RoleDetailList").map(parse_role));
+            },
+        )?;
         let mut password_used: HashMap<String, String> = HashMap::new();
         paginate(client, "ListUsers", &[], |result| {
             for u in result.members("Users") {
-                if let (Some(arn), Some(used)) = (u.child_text("Arn"), u.child_text("PasswordLastUsed")) {
+                if let (Some(arn), Some(used)) =
+                    (u.child_text("Arn"), u.child_text("PasswordLastUsed"))
+                {
                     password_used.insert(arn.to_string(), used.to_string());
                 }
             }
@@ -79,8 +96,13 @@ impl AuthorizationDetails {
         paginate(client, "ListRoles", &[], |result| {
             for r in result.members("Roles") {
                 if let Some(arn) = r.child_text("Arn") {
-                    let description = r.child_text("Description").filter(|d| !d.is_empty()).map(str::to_string);
-                    let duration = r.child_text("MaxSessionDuration").and_then(|d| d.parse().ok());
+                    let description = r
+                        .child_text("Description")
+                        .filter(|d| !d.is_empty())
+                        .map(str::to_string);
+                    let duration = r
+                        .child_text("MaxSessionDuration")
+                        .and_then(|d| d.parse().ok());
                     role_extras.insert(arn.to_string(), (description, duration));
                 }
             }
@@ -120,7 +142,10 @@ fn paginate<P: Platform>(
     let mut seen = HashSet::new();
     let mut marker: Option<String> = None;
     loop {
-        let mut params: Vec<(String, String)> = fixed.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut params: Vec<(String, String)> = fixed
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         params.push(("MaxItems".into(), PAGE_SIZE.into()));
         if let Some(m) = &marker {
             params.push(("Marker".into(), m.clone()));
@@ -128,7 +153,10 @@ fn paginate<P: Platform>(
         let result = client.query(Service::Iam, action, &params)?;
         on_page(&result);
         let truncated = result.child_text("IsTruncated") == Some("true");
-        marker = result.child_text("Marker").filter(|m| !m.is_empty()).map(str::to_string);
+        marker = result
+            .child_text("Marker")
+            .filter(|m| !m.is_empty())
+            .map(str::to_string);
         match (&marker, truncated) {
             (Some(m), true) => {
                 if !seen.insert(m.clone()) {
@@ -151,11 +179,15 @@ fn text(el: &Element, name: &str) -> String {
 }
 
 fn opt_text(el: &Element, name: &str) -> Option<String> {
-    el.child_text(name).filter(|s| !s.is_empty()).map(str::to_string)
+    el.child_text(name)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 fn tags(el: &Element) -> Vec<(String, String)> {
-    el.members("Tags").map(|t| (text(t, "Key"), text(t, "Value"))).collect()
+    el.members("Tags")
+        .map(|t| (text(t, "Key"), text(t, "Value")))
+        .collect()
 }
 
 fn parse_user(u: &Element) -> IamUser {
@@ -202,7 +234,9 @@ pub fn decode_policy(doc: &str) -> String {
     if trimmed.starts_with('{') {
         return doc.to_string();
     }
-    percent_decode_str(&doc.replace('+', "%20")).decode_utf8_lossy().into_owned()
+    percent_decode_str(&doc.replace('+', "%20"))
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -213,7 +247,10 @@ mod tests {
     #[test]
     fn decodes_encoded_and_plain_policies() {
         let encoded = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D";
-        assert_eq!(decode_policy(encoded), r#"{"Version":"2012-10-17","Statement":[]}"#);
+        assert_eq!(
+            decode_policy(encoded),
+            r#"{"Version":"2012-10-17","Statement":[]}"#
+        );
         let plain = r#"{"Statement":[{"Sid":"100%"}]}"#;
         assert_eq!(decode_policy(plain), plain);
     }
@@ -234,7 +271,10 @@ mod tests {
         let user = parse_user(result.members("UserDetailList").next().unwrap());
         assert_eq!(user.name, "a+b@x.com");
         assert_eq!(user.groups, ["admins", "devs"]);
-        assert_eq!(user.tags, [("email".to_string(), "ab@example.com".to_string())]);
+        assert_eq!(
+            user.tags,
+            [("email".to_string(), "ab@example.com".to_string())]
+        );
         let role = parse_role(result.members("RoleDetailList").next().unwrap());
         assert_eq!(role.trust_policy.as_deref(), Some(r#"{"Statement":[]}"#));
         let group = parse_group(result.members("GroupDetailList").next().unwrap());

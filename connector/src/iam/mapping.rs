@@ -9,13 +9,21 @@ use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
 fn tags_struct(tags: &[(String, String)]) -> Value {
-    Value::Object(tags.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<Map<_, _>>())
+    Value::Object(
+        tags.iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect::<Map<_, _>>(),
+    )
 }
 
 pub fn user_resource(u: &IamUser) -> Resource {
     let mut emails: Vec<Email> = Vec::new();
     let mut add = |address: &str| {
-        if !address.is_empty() && !emails.iter().any(|e| e.address.eq_ignore_ascii_case(address)) {
+        if !address.is_empty()
+            && !emails
+                .iter()
+                .any(|e| e.address.eq_ignore_ascii_case(address))
+        {
             let primary = emails.is_empty();
             emails.push(Email {
                 address: address.to_string(),
@@ -128,7 +136,9 @@ fn classify_role(r: &IamRole) -> (NhiType, String) {
     let mut aws = Vec::new();
     for s in statements {
         let allows_assume = s.get("Effect").and_then(Value::as_str) == Some("Allow")
-            && values(s.get("Action")).iter().any(|a| a.starts_with("sts:AssumeRole"));
+            && values(s.get("Action"))
+                .iter()
+                .any(|a| a.starts_with("sts:AssumeRole"));
         if !allows_assume {
             continue;
         }
@@ -139,7 +149,13 @@ fn classify_role(r: &IamRole) -> (NhiType, String) {
     }
     let detail = if let Some(svc) = services
         .iter()
-        .map(|s| s.split(['.']).next().unwrap_or(s).replace('-', "_").to_ascii_lowercase())
+        .map(|s| {
+            s.split(['.'])
+                .next()
+                .unwrap_or(s)
+                .replace('-', "_")
+                .to_ascii_lowercase()
+        })
         .min()
     {
         format!("aws.role.{svc}")
@@ -154,10 +170,18 @@ fn classify_role(r: &IamRole) -> (NhiType, String) {
     } else {
         let own = r.arn.split(':').nth(4).unwrap_or("");
         let other_account = aws.iter().any(|p| {
-            let account = if p.starts_with("arn:") { p.split(':').nth(4).unwrap_or("") } else { p.as_str() };
+            let account = if p.starts_with("arn:") {
+                p.split(':').nth(4).unwrap_or("")
+            } else {
+                p.as_str()
+            };
             account.len() == 12 && account != own
         });
-        if other_account { "aws.role.cross_account".into() } else { "aws.role".into() }
+        if other_account {
+            "aws.role.cross_account".into()
+        } else {
+            "aws.role".into()
+        }
     };
     (NhiType::AssumableRole, detail)
 }
@@ -165,7 +189,11 @@ fn classify_role(r: &IamRole) -> (NhiType, String) {
 fn values(v: Option<&Value>) -> Vec<String> {
     match v {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
         _ => vec![],
     }
 }
@@ -180,8 +208,15 @@ pub fn membership_entitlement(resource: &Resource, kind: &str) -> Entitlement {
         display_name: format!("{name} Group Member"),
         description: format!("Is member of the {name} {kind} group in AWS"),
         purpose: Purpose::Assignment,
-        grantable_to: vec![if kind == "IAM" { IAM_USER.into() } else { SSO_USER.into() }],
-        annotations: vec![Annotation::V1Identifier(format!("membership:{}", id.resource))],
+        grantable_to: vec![if kind == "IAM" {
+            IAM_USER.into()
+        } else {
+            SSO_USER.into()
+        }],
+        annotations: vec![Annotation::V1Identifier(format!(
+            "membership:{}",
+            id.resource
+        ))],
     }
 }
 
@@ -195,13 +230,19 @@ pub fn role_entitlement(resource: &Resource) -> Entitlement {
         description: format!("Can assume the {name} role in AWS"),
         purpose: Purpose::Assignment,
         grantable_to: vec![IAM_USER.into(), ROLE.into(), GROUP.into(), SSO_USER.into()],
-        annotations: vec![Annotation::V1Identifier(format!("membership:{}", resource.id.resource))],
+        annotations: vec![Annotation::V1Identifier(format!(
+            "membership:{}",
+            resource.id.resource
+        ))],
     }
 }
 
 /// `<entitlement id>:<principal type>:<principal id>`, baton's default grant id.
 pub fn grant_id(entitlement_id: &str, principal: &ResourceId) -> String {
-    format!("{entitlement_id}:{}:{}", principal.resource_type, principal.resource)
+    format!(
+        "{entitlement_id}:{}:{}",
+        principal.resource_type, principal.resource
+    )
 }
 
 /// Grant, entitlement and principal indexes over one account's IAM entities.
@@ -220,12 +261,21 @@ impl<'a> IamIndex<'a> {
             for g in &u.groups {
                 users_by_group.entry(g.as_str()).or_default().push(u);
             }
-            principals.insert(u.arn.as_str(), (IAM_USER, u.arn.as_str(), u.user_id.as_str()));
-            principals.insert(u.user_id.as_str(), (IAM_USER, u.arn.as_str(), u.user_id.as_str()));
+            principals.insert(
+                u.arn.as_str(),
+                (IAM_USER, u.arn.as_str(), u.user_id.as_str()),
+            );
+            principals.insert(
+                u.user_id.as_str(),
+                (IAM_USER, u.arn.as_str(), u.user_id.as_str()),
+            );
         }
         for r in &details.roles {
             principals.insert(r.arn.as_str(), (ROLE, r.arn.as_str(), r.role_id.as_str()));
-            principals.insert(r.role_id.as_str(), (ROLE, r.arn.as_str(), r.role_id.as_str()));
+            principals.insert(
+                r.role_id.as_str(),
+                (ROLE, r.arn.as_str(), r.role_id.as_str()),
+            );
         }
         let roles = details.roles.iter().map(|r| (r.arn.as_str(), r)).collect();
         IamIndex {
@@ -241,7 +291,11 @@ impl<'a> IamIndex<'a> {
             return vec![];
         };
         let entitlement_id = format!("{GROUP}:{}:member", g.arn);
-        let mut members: Vec<&IamUser> = self.users_by_group.get(g.name.as_str()).cloned().unwrap_or_default();
+        let mut members: Vec<&IamUser> = self
+            .users_by_group
+            .get(g.name.as_str())
+            .cloned()
+            .unwrap_or_default();
         members.sort_by(|a, b| a.arn.cmp(&b.arn));
         members
             .into_iter()
@@ -252,7 +306,10 @@ impl<'a> IamIndex<'a> {
                     entitlement_id: entitlement_id.clone(),
                     resource: group.clone(),
                     principal,
-                    annotations: vec![Annotation::V1Identifier(format!("grant:membership:{}:{}", g.arn, u.arn))],
+                    annotations: vec![Annotation::V1Identifier(format!(
+                        "grant:membership:{}:{}",
+                        g.arn, u.arn
+                    ))],
                 }
             })
             .collect()
@@ -374,10 +431,25 @@ mod tests {
     fn user_emails_profile_and_ids() {
         let d = details();
         let r = user_resource(&d.users[0]);
-        assert_eq!(r.id.resource, "arn:aws:iam::123456789012:user/alice@example.com");
-        let ResourceTrait::User(t) = &r.traits[0] else { panic!() };
-        let emails: Vec<_> = t.emails.iter().map(|e| (e.address.as_str(), e.primary)).collect();
-        assert_eq!(emails, [("alice@example.com", true), ("alice.work@example.com", false)]);
+        assert_eq!(
+            r.id.resource,
+            "arn:aws:iam::123456789012:user/alice@example.com"
+        );
+        let ResourceTrait::User(t) = &r.traits[0] else {
+            panic!()
+        };
+        let emails: Vec<_> = t
+            .emails
+            .iter()
+            .map(|e| (e.address.as_str(), e.primary))
+            .collect();
+        assert_eq!(
+            emails,
+            [
+                ("alice@example.com", true),
+                ("alice.work@example.com", false)
+            ]
+        );
         let profile: Value = serde_json::from_str(r.profile.as_deref().unwrap()).unwrap();
         assert_eq!(profile["aws_user_type"], "iam");
         assert_eq!(profile["aws_tags"]["email"], "alice.work@example.com");
@@ -388,7 +460,11 @@ mod tests {
         let d = details();
         let index = IamIndex::new(&d);
         let admins = ResourceId::new(GROUP, "arn:aws:iam::123456789012:group/admins");
-        let ids: Vec<_> = index.group_grants(&admins).into_iter().map(|g| g.id).collect();
+        let ids: Vec<_> = index
+            .group_grants(&admins)
+            .into_iter()
+            .map(|g| g.id)
+            .collect();
         assert_eq!(
             ids,
             [
@@ -396,20 +472,41 @@ mod tests {
                 "group:arn:aws:iam::123456789012:group/admins:member:iam_user:arn:aws:iam::123456789012:user/eng/bob",
             ]
         );
-        assert!(index.group_grants(&ResourceId::new(GROUP, "arn:aws:iam::123456789012:group/empty")).is_empty());
+        assert!(index
+            .group_grants(&ResourceId::new(
+                GROUP,
+                "arn:aws:iam::123456789012:group/empty"
+            ))
+            .is_empty());
     }
 
     #[test]
     fn role_grants_only_for_synced_principals_and_roles_expand() {
         let d = details();
         let index = IamIndex::new(&d);
-        let ops = index.role_grants(&ResourceId::new(ROLE, "arn:aws:iam::123456789012:role/ops")).unwrap();
-        let got: Vec<_> = ops.iter().map(|g| (g.principal.resource_type.as_str(), g.principal.resource.as_str())).collect();
+        let ops = index
+            .role_grants(&ResourceId::new(ROLE, "arn:aws:iam::123456789012:role/ops"))
+            .unwrap();
+        let got: Vec<_> = ops
+            .iter()
+            .map(|g| {
+                (
+                    g.principal.resource_type.as_str(),
+                    g.principal.resource.as_str(),
+                )
+            })
+            .collect();
         assert_eq!(
             got,
-            [("iam_user", "arn:aws:iam::123456789012:user/eng/bob"), ("role", "arn:aws:iam::123456789012:role/ci")]
+            [
+                ("iam_user", "arn:aws:iam::123456789012:user/eng/bob"),
+                ("role", "arn:aws:iam::123456789012:role/ci")
+            ]
         );
-        let ci_grant = ops.iter().find(|g| g.principal.resource_type == ROLE).unwrap();
+        let ci_grant = ops
+            .iter()
+            .find(|g| g.principal.resource_type == ROLE)
+            .unwrap();
         assert_eq!(
             ci_grant.annotations,
             [Annotation::GrantExpandable(GrantExpandable {
@@ -419,14 +516,19 @@ mod tests {
             })]
         );
         // ci trusts ops by unique id: the grant names ops by its ARN.
-        let ci = index.role_grants(&ResourceId::new(ROLE, "arn:aws:iam::123456789012:role/ci")).unwrap();
+        let ci = index
+            .role_grants(&ResourceId::new(ROLE, "arn:aws:iam::123456789012:role/ci"))
+            .unwrap();
         assert_eq!(ci[0].id, "role:arn:aws:iam::123456789012:role/ci:assignment:role:arn:aws:iam::123456789012:role/ops");
     }
 
     #[test]
     fn roles_are_classified() {
         let mut r = details().roles[0].clone();
-        assert_eq!(classify_role(&r), (NhiType::AssumableRole, "aws.role.ec2".into()));
+        assert_eq!(
+            classify_role(&r),
+            (NhiType::AssumableRole, "aws.role.ec2".into())
+        );
         r.path = "/aws-service-role/".into();
         assert_eq!(classify_role(&r).0, NhiType::ManagedIdentity);
         r.path = "/".into();

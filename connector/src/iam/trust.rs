@@ -41,7 +41,8 @@ enum PrincipalSet {
 
 impl TrustPolicy {
     pub fn parse(document: &str) -> Result<TrustPolicy, String> {
-        let doc: Value = serde_json::from_str(document).map_err(|e| format!("trust policy is not JSON: {e}"))?;
+        let doc: Value =
+            serde_json::from_str(document).map_err(|e| format!("trust policy is not JSON: {e}"))?;
         let statements = match doc.get("Statement") {
             Some(Value::Array(items)) => items.iter().collect(),
             Some(obj @ Value::Object(_)) => vec![obj],
@@ -85,7 +86,10 @@ impl TrustPolicy {
                 && s.covers_assume_role
                 && match &s.principal {
                     PrincipalSet::Listed { aws, everyone } => {
-                        *everyone || aws.iter().any(|p| p == "*" || names(p, c) || names_account(p, c))
+                        *everyone
+                            || aws
+                                .iter()
+                                .any(|p| p == "*" || names(p, c) || names_account(p, c))
                     }
                     PrincipalSet::AllExcept(except) => {
                         !except.iter().any(|p| names(p, c) || names_account(p, c))
@@ -110,11 +114,19 @@ fn parse_statement(v: &Value) -> Result<Statement, String> {
     let allow = match effect {
         "Allow" => true,
         "Deny" => false,
-        other => return Err(format!("trust policy statement has Effect {other:?}, expected Allow or Deny")),
+        other => {
+            return Err(format!(
+                "trust policy statement has Effect {other:?}, expected Allow or Deny"
+            ))
+        }
     };
     let covers_assume_role = match (v.get("Action"), v.get("NotAction")) {
-        (Some(a), _) => strings(a).iter().any(|p| wildcard_match(p, "sts:AssumeRole")),
-        (None, Some(na)) => !strings(na).iter().any(|p| wildcard_match(p, "sts:AssumeRole")),
+        (Some(a), _) => strings(a)
+            .iter()
+            .any(|p| wildcard_match(p, "sts:AssumeRole")),
+        (None, Some(na)) => !strings(na)
+            .iter()
+            .any(|p| wildcard_match(p, "sts:AssumeRole")),
         (None, None) => false,
     };
     let principal = match (v.get("Principal"), v.get("NotPrincipal")) {
@@ -133,7 +145,9 @@ fn parse_statement(v: &Value) -> Result<Statement, String> {
     };
     Ok(Statement {
         allow,
-        conditional: v.get("Condition").is_some_and(|c| c.as_object().is_none_or(|o| !o.is_empty())),
+        conditional: v
+            .get("Condition")
+            .is_some_and(|c| c.as_object().is_none_or(|o| !o.is_empty())),
         principal,
         covers_assume_role,
     })
@@ -143,7 +157,11 @@ fn parse_statement(v: &Value) -> Result<Statement, String> {
 fn strings(v: &Value) -> Vec<String> {
     match v {
         Value::String(s) => vec![s.clone()],
-        Value::Array(items) => items.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Value::Array(items) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -189,62 +207,100 @@ mod tests {
     };
 
     fn policy(statements: &str) -> TrustPolicy {
-        TrustPolicy::parse(&format!(r#"{{"Version":"2012-10-17","Statement":{statements}}}"#)).unwrap()
+        TrustPolicy::parse(&format!(
+            r#"{{"Version":"2012-10-17","Statement":{statements}}}"#
+        ))
+        .unwrap()
     }
 
     #[test]
     fn wildcards_cover_assume_role() {
-        for p in ["sts:AssumeRole", "sts:*", "*", "STS:assumerole", "sts:Assume*", "sts:AssumeRol?"] {
+        for p in [
+            "sts:AssumeRole",
+            "sts:*",
+            "*",
+            "STS:assumerole",
+            "sts:Assume*",
+            "sts:AssumeRol?",
+        ] {
             assert!(wildcard_match(p, "sts:AssumeRole"), "{p}");
         }
-        for p in ["sts:AssumeRoleWithSAML", "sts:TagSession", "iam:*", "sts:Assume"] {
+        for p in [
+            "sts:AssumeRoleWithSAML",
+            "sts:TagSession",
+            "iam:*",
+            "sts:Assume",
+        ] {
             assert!(!wildcard_match(p, "sts:AssumeRole"), "{p}");
         }
     }
 
     #[test]
     fn allow_by_arn_list_or_unique_id() {
-        let p = policy(r#"{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::123456789012:user/alice","AIDABOB"]},"Action":"sts:AssumeRole"}"#);
+        let p = policy(
+            r#"{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::123456789012:user/alice","AIDABOB"]},"Action":"sts:AssumeRole"}"#,
+        );
         assert!(p.allows(&ALICE));
         assert!(p.allows(&BOB));
     }
 
     #[test]
     fn actions_must_cover_assume_role() {
-        let p = policy(r#"[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/alice"},"Action":["sts:TagSession","sts:AssumeRoleWithWebIdentity"]}]"#);
+        let p = policy(
+            r#"[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/alice"},"Action":["sts:TagSession","sts:AssumeRoleWithWebIdentity"]}]"#,
+        );
         assert!(!p.allows(&ALICE));
-        let p = policy(r#"[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/alice"},"NotAction":"iam:*"}]"#);
-        assert!(p.allows(&ALICE), "NotAction that spares sts:AssumeRole covers it");
+        let p = policy(
+            r#"[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/alice"},"NotAction":"iam:*"}]"#,
+        );
+        assert!(
+            p.allows(&ALICE),
+            "NotAction that spares sts:AssumeRole covers it"
+        );
     }
 
     #[test]
     fn conditional_allow_still_grants_but_conditional_deny_does_not_deny() {
-        let p = policy(r#"[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/alice"},"Action":"sts:AssumeRole","Condition":{"Bool":{"aws:MultiFactorAuthPresent":"true"}}},
-            {"Effect":"Deny","Principal":{"AWS":"arn:aws:iam::123456789012:user/alice"},"Action":"sts:AssumeRole","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}]"#);
+        let p = policy(
+            r#"[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/alice"},"Action":"sts:AssumeRole","Condition":{"Bool":{"aws:MultiFactorAuthPresent":"true"}}},
+            {"Effect":"Deny","Principal":{"AWS":"arn:aws:iam::123456789012:user/alice"},"Action":"sts:AssumeRole","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}]"#,
+        );
         assert!(p.allows(&ALICE));
     }
 
     #[test]
     fn unconditional_deny_wins_by_name_account_or_star() {
         let allow_both = r#"{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::123456789012:user/alice","arn:aws:iam::123456789012:user/team/bob"]},"Action":"sts:AssumeRole"}"#;
-        let p = policy(&format!(r#"[{allow_both},{{"Effect":"Deny","Principal":{{"AWS":"arn:aws:iam::123456789012:user/alice"}},"Action":"sts:*"}}]"#));
+        let p = policy(&format!(
+            r#"[{allow_both},{{"Effect":"Deny","Principal":{{"AWS":"arn:aws:iam::123456789012:user/alice"}},"Action":"sts:*"}}]"#
+        ));
         assert!(!p.allows(&ALICE));
         assert!(p.allows(&BOB));
-        let p = policy(&format!(r#"[{allow_both},{{"Effect":"Deny","Principal":"*","Action":"*"}}]"#));
+        let p = policy(&format!(
+            r#"[{allow_both},{{"Effect":"Deny","Principal":"*","Action":"*"}}]"#
+        ));
         assert!(!p.allows(&BOB));
-        let p = policy(&format!(r#"[{allow_both},{{"Effect":"Deny","Principal":{{"AWS":"arn:aws:iam::123456789012:root"}},"Action":"sts:AssumeRole"}}]"#));
+        let p = policy(&format!(
+            r#"[{allow_both},{{"Effect":"Deny","Principal":{{"AWS":"arn:aws:iam::123456789012:root"}},"Action":"sts:AssumeRole"}}]"#
+        ));
         assert!(!p.allows(&ALICE));
-        let p = policy(&format!(r#"[{allow_both},{{"Effect":"Deny","NotPrincipal":{{"AWS":"AIDABOB"}},"Action":"sts:AssumeRole"}}]"#));
+        let p = policy(&format!(
+            r#"[{allow_both},{{"Effect":"Deny","NotPrincipal":{{"AWS":"AIDABOB"}},"Action":"sts:AssumeRole"}}]"#
+        ));
         assert!(!p.allows(&ALICE));
         assert!(p.allows(&BOB));
     }
 
     #[test]
     fn roots_services_and_federated_principals_name_no_user() {
-        let p = policy(r#"[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root","Service":"ec2.amazonaws.com","Federated":"arn:aws:iam::123456789012:saml-provider/x"},"Action":"sts:AssumeRole"},
-            {"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole"}]"#);
+        let p = policy(
+            r#"[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root","Service":"ec2.amazonaws.com","Federated":"arn:aws:iam::123456789012:saml-provider/x"},"Action":"sts:AssumeRole"},
+            {"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole"}]"#,
+        );
         assert!(!p.allows(&ALICE));
-        let p = policy(r#"{"Effect":"Allow","Principal":{"AWS":"123456789012"},"Action":"sts:AssumeRole"}"#);
+        let p = policy(
+            r#"{"Effect":"Allow","Principal":{"AWS":"123456789012"},"Action":"sts:AssumeRole"}"#,
+        );
         assert!(!p.allows(&ALICE));
     }
 

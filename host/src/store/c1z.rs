@@ -21,8 +21,14 @@ pub struct TempDb {
 impl TempDb {
     /// A fresh path beside `near` (same filesystem, so nothing crosses devices).
     pub fn beside(near: &Path, tag: &str) -> TempDb {
-        let dir = near.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let name = near.file_name().and_then(|n| n.to_str()).unwrap_or("sync.c1z");
+        let dir = near
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = near
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("sync.c1z");
         let mut rnd = [0u8; 6];
         getrandom::fill(&mut rnd).expect("the OS random source is available");
         let suffix: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
@@ -48,18 +54,29 @@ pub fn unpack(c1z: &Path, dest: &Path) -> Result<()> {
         .with_context(|| format!("{} is too short to be a .c1z file", c1z.display()))?;
     if &magic != MAGIC {
         if &magic[..4] == b"C1Z3" {
-            bail!("{} is a c1z v3 (Pebble) file; only v1 (SQLite) files are supported", c1z.display());
+            bail!(
+                "{} is a c1z v3 (Pebble) file; only v1 (SQLite) files are supported",
+                c1z.display()
+            );
         }
-        bail!("{} is not a .c1z file (it does not start with C1ZF)", c1z.display());
+        bail!(
+            "{} is not a .c1z file (it does not start with C1ZF)",
+            c1z.display()
+        );
     }
     let mut decoder = zstd::stream::read::Decoder::new(f)
         .with_context(|| format!("{}: cannot start zstd decoding", c1z.display()))?;
     decoder
         .window_log_max(27)
         .with_context(|| format!("{}: cannot limit the zstd window", c1z.display()))?;
-    let mut out = File::create(dest).with_context(|| format!("cannot create {}", dest.display()))?;
-    std::io::copy(&mut decoder, &mut out)
-        .with_context(|| format!("{} is damaged: its zstd data does not decode", c1z.display()))?;
+    let mut out =
+        File::create(dest).with_context(|| format!("cannot create {}", dest.display()))?;
+    std::io::copy(&mut decoder, &mut out).with_context(|| {
+        format!(
+            "{} is damaged: its zstd data does not decode",
+            c1z.display()
+        )
+    })?;
     out.sync_all()?;
     Ok(())
 }
@@ -69,7 +86,8 @@ pub fn pack(db: &Path, out: &Path) -> Result<()> {
     let data = fs::read(db).with_context(|| format!("cannot read {}", db.display()))?;
     let tmp = PathBuf::from(format!("{}.tmp", out.display()));
     let result = (|| -> Result<()> {
-        let mut f = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        let mut f =
+            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
         f.write_all(MAGIC)?;
         let mut encoder = zstd::stream::write::Encoder::new(&mut f, ZSTD_LEVEL)?;
         encoder.set_pledged_src_size(Some(data.len() as u64))?;
@@ -77,7 +95,8 @@ pub fn pack(db: &Path, out: &Path) -> Result<()> {
         encoder.write_all(&data)?;
         encoder.finish()?;
         f.sync_all()?;
-        fs::rename(&tmp, out).with_context(|| format!("cannot move {} to {}", tmp.display(), out.display()))?;
+        fs::rename(&tmp, out)
+            .with_context(|| format!("cannot move {} to {}", tmp.display(), out.display()))?;
         if let Some(dir) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
             if let Ok(d) = File::open(dir) {
                 let _ = d.sync_all();
@@ -88,5 +107,10 @@ pub fn pack(db: &Path, out: &Path) -> Result<()> {
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result.with_context(|| format!("writing {} failed; the previous file is unchanged", out.display()))
+    result.with_context(|| {
+        format!(
+            "writing {} failed; the previous file is unchanged",
+            out.display()
+        )
+    })
 }

@@ -7,7 +7,10 @@ const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 
 /// A KSUID: 4 bytes of seconds since 2014-05-13, 16 random bytes, base62, 27 characters.
 pub fn new_sync_id() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let mut bytes = [0u8; 20];
     bytes[..4].copy_from_slice(&((secs.saturating_sub(KSUID_EPOCH)) as u32).to_be_bytes());
     getrandom::fill(&mut bytes[4..]).expect("the OS random source is available");
@@ -71,6 +74,9 @@ mod tests {
     fn times_use_gos_layout() {
         let t = UNIX_EPOCH + Duration::from_millis(1_795_824_683_500);
         assert_eq!(db_time(t), "2026-11-28 00:11:23.5");
-        assert_eq!(db_time(UNIX_EPOCH + Duration::from_secs(1_795_824_683)), "2026-11-28 00:11:23");
+        assert_eq!(
+            db_time(UNIX_EPOCH + Duration::from_secs(1_795_824_683)),
+            "2026-11-28 00:11:23"
+        );
     }
 }

@@ -17,7 +17,10 @@ pub struct Reader {
 impl Reader {
     pub fn open(path: &Path) -> Result<Reader> {
         if !path.exists() {
-            bail!("{} does not exist; run `host run` first or pass the file with -f", path.display());
+            bail!(
+                "{} does not exist; run `host run` first or pass the file with -f",
+                path.display()
+            );
         }
         let db = TempDb::beside(&std::env::temp_dir().join("read.c1z"), "read");
         c1z::unpack(path, &db.path)?;
@@ -32,7 +35,13 @@ impl Reader {
                  where sync_type = 'full' and ended_at is not null
                  order by ended_at desc, sync_id desc limit 1",
                 params![],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
             )
             .with_context(|| format!("{} holds no finished full sync", path.display()))?;
         Ok(Reader {
@@ -57,7 +66,9 @@ impl Reader {
             ),
         };
         let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| r.get::<_, Vec<u8>>(0))?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            r.get::<_, Vec<u8>>(0)
+        })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 }

@@ -38,9 +38,11 @@ impl Writer {
                 )
             })?;
         }
-        let conn = Connection::open(&db.path).with_context(|| format!("cannot create {}", db.path.display()))?;
+        let conn = Connection::open(&db.path)
+            .with_context(|| format!("cannot create {}", db.path.display()))?;
         conn.execute_batch("pragma journal_mode = truncate; pragma synchronous = normal;")?;
-        conn.execute_batch(DDL).context("cannot create the c1z schema")?;
+        conn.execute_batch(DDL)
+            .context("cannot create the c1z schema")?;
         let sync_id = new_sync_id();
         conn.execute(
             "insert into v1_sync_runs (sync_id, started_at, sync_token, sync_type, grants_backfilled)
@@ -112,8 +114,19 @@ impl Writer {
             )?;
             let at = now();
             for e in items {
-                let rid = e.resource.as_ref().and_then(|r| r.id.clone()).unwrap_or_default();
-                stmt.execute(params![rid.resource_type, rid.resource, e.id, e.encode_to_vec(), self.sync_id, at])?;
+                let rid = e
+                    .resource
+                    .as_ref()
+                    .and_then(|r| r.id.clone())
+                    .unwrap_or_default();
+                stmt.execute(params![
+                    rid.resource_type,
+                    rid.resource,
+                    e.id,
+                    e.encode_to_vec(),
+                    self.sync_id,
+                    at
+                ])?;
             }
         }
         tx.commit()?;
@@ -137,7 +150,9 @@ impl Writer {
         self.cleanup_old_syncs()?;
         self.conn.execute_batch("vacuum;")?;
         let Writer { conn, out, db, .. } = self;
-        conn.close().map_err(|(_, e)| e).context("cannot close the sync database")?;
+        conn.close()
+            .map_err(|(_, e)| e)
+            .context("cannot close the sync database")?;
         c1z::pack(&db.path, &out)?;
         Ok(out)
     }
@@ -154,15 +169,30 @@ impl Writer {
             .skip(KEEP_FULL_SYNCS)
             .collect();
         for id in old {
-            for table in ["v1_resource_types", "v1_resources", "v1_entitlements", "v1_grants", "v1_assets", "v1_connector_sessions", "v1_sync_runs"] {
-                self.conn.execute(&format!("delete from {table} where sync_id = ?1"), params![id])?;
+            for table in [
+                "v1_resource_types",
+                "v1_resources",
+                "v1_entitlements",
+                "v1_grants",
+                "v1_assets",
+                "v1_connector_sessions",
+                "v1_sync_runs",
+            ] {
+                self.conn.execute(
+                    &format!("delete from {table} where sync_id = ?1"),
+                    params![id],
+                )?;
             }
         }
         Ok(())
     }
 }
 
-pub fn put_grants_in(conn: &Connection, sync_id: &str, items: &[(Grant, Option<GrantExpandable>)]) -> Result<()> {
+pub fn put_grants_in(
+    conn: &Connection,
+    sync_id: &str,
+    items: &[(Grant, Option<GrantExpandable>)],
+) -> Result<()> {
     let mut stmt = conn.prepare_cached(
         "insert into v1_grants (resource_type_id, resource_id, entitlement_id, principal_resource_type_id, principal_resource_id,
            external_id, expansion, needs_expansion, data, sync_id, discovered_at)
@@ -174,7 +204,11 @@ pub fn put_grants_in(conn: &Connection, sync_id: &str, items: &[(Grant, Option<G
     for (g, expandable) in items {
         let ent = g.entitlement.clone().unwrap_or_default();
         let rid = ent.resource.and_then(|r| r.id).unwrap_or_default();
-        let pid = g.principal.as_ref().and_then(|p| p.id.clone()).unwrap_or_default();
+        let pid = g
+            .principal
+            .as_ref()
+            .and_then(|p| p.id.clone())
+            .unwrap_or_default();
         let expansion = expandable.as_ref().map(|x| x.encode_to_vec());
         stmt.execute(params![
             rid.resource_type,

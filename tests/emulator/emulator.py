@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""A real AWS emulator (moto, pinned) on a free loopback port, seeded through its HTTP API.
+
+Usage: emulator.py [--scenario iam|demo|scale] [--users N --groups N --roles N] [--no-auth]
+
+Prints one JSON line once the emulator is seeded and request-signature checking is on:
+  {"endpoint": "http://127.0.0.1:PORT", "account_id": ..., "reader": {...keys}, "assumer": {...},
+   "connector_role_arn": ..., "external_id": ..., "users": {name: arn}, "unique_ids": {...}}
+then serves until its standard input closes (the test or script that started it exits).
+"""
+
+import argparse
+import json
+import sys
+import urllib.request
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+ACCOUNT = "123456789012"
+EXTERNAL_ID = "c1-external-id-0123456789abcdef"
+READ_ACTIONS = ["iam:GetAccountAuthorizationDetails", "iam:ListUsers", "iam:ListRoles"]
+
+
+def trust(*statements):
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def allow(aws=None, action="sts:AssumeRole", **extra):
+    principal = {}
+    if aws is not None:
+        principal["AWS"] = aws
+    principal.update(extra.pop("principal", {}))
+    stmt = {"Effect": "Allow", "Principal": principal, "Action": action}
+    stmt.update(extra)
+    return stmt
+
+
+def arn(kind, name, path="/"):
+    return f"arn:aws:iam::{ACCOUNT}:{kind}{path}{name}"
+
+
+def seed_iam(iam, out):
+    """Users with varied paths and names, groups (one empty), memberships, and roles whose
+    trust policies name users, roles, the account root, services and federated providers."""
+    users = [
+        ("alice@example.com", "/", [{"Key": "email", "Value": "alice.work@example.com"}]),
+        ("bob", "/engineering/", []),
+        ("carol+ops=1,x.y@z-w_v", "/ops/team/", []),
+        ("dave", "/", []),
+    ]
+    for name, path, tags in users:
+        kwargs = {"UserName": name, "Path": path}
+        if tags:
+            kwargs["Tags"] = tags
+        u = iam.create_user(**kwargs)["User"]
+        out["users"][name] = u["Arn"]
+        out["unique_ids"][name] = u["UserId"]
+    for name, path in [("admins", "/"), ("engineers", "/eng/"), ("empty", "/")]:
+        iam.create_group(GroupName=name, Path=path)
+    for group, members in [("admins", ["alice@example.com", "bob"]), ("engineers", ["bob", "carol+ops=1,x.y@z-w_v"])]:
+        for m in members:
+            iam.add_user_to_group(GroupName=group, UserName=m)
+
+    u = out["users"]
+    roles = [
+        ("ops-admin", "/", trust(allow([u["bob"], u["carol+ops=1,x.y@z-w_v"]]))),
+        ("read-only", "/", trust(allow(f"arn:aws:iam::{ACCOUNT}:root", principal={"Service": "ec2.amazonaws.com"}))),
+        (
+            "ci-deployer",
+            "/",
+            trust(
+                allow(arn("role/", "ops-admin").replace("role//", "role/")),
+                allow(principal={"Federated": f"arn:aws:iam::{ACCOUNT}:saml-provider/corp"}, action="sts:AssumeRoleWithSAML"),
+            ),
+        ),
+        ("cycle-a", "/", trust(allow([u["dave"], arn("role", "/cycle-b").replace("role//", "role/")]))),
+        ("cycle-b", "/", trust(allow(arn("role", "/cycle-a").replace("role//", "role/")))),
+        (
+            "denied-role",
+            "/",
+            trust(
+                allow([u["alice@example.com"], u["bob"]]),
+                {"Effect": "Deny", "Principal": {"AWS": u["bob"]}, "Action": "sts:*"},
+            ),
+        ),
+        (
+            "mfa-role",
+            "/",
+            trust(allow(u["alice@example.com"], Condition={"Bool": {"aws:MultiFactorAuthPresent": "true"}})),
+        ),
+        (
+            "wildcard-role",
+            "/",
+            trust(allow(u["bob"], action="sts:*"), allow(u["carol+ops=1,x.y@z-w_v"], action="sts:AssumeRoleWithSAML")),
+        ),
+        ("lambda-exec", "/service-role/", trust(allow(principal={"Service": "lambda.amazonaws.com"}))),
+        ("by-id-role", "/", trust(allow(out["unique_ids"]["alice@example.com"]))),
+        ("ghost-trust", "/", trust(allow(f"arn:aws:iam::{ACCOUNT}:user/ghost"))),
+    ]
+    for name, path, doc in roles:
+        iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=doc, Description=f"{name} role")
+
+    # The connector's own identities: one reads IAM directly, one may only assume the
+    # connector role (so a sync through it proves the host assumed the role).
+    reader = iam.create_user(UserName="baton-reader")["User"]
+    iam.put_user_policy(
+        UserName="baton-reader",
+        PolicyName="read",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": READ_ACTIONS, "Resource": "*"}]}),
+    )
+    assumer = iam.create_user(UserName="baton-assumer")["User"]
+    role = iam.create_role(
+        RoleName="ConnectorRole",
+        AssumeRolePolicyDocument=trust(allow(assumer["Arn"], Condition={"StringEquals": {"sts:ExternalId": EXTERNAL_ID}})),
+    )["Role"]
+    iam.put_role_policy(
+        RoleName="ConnectorRole",
+        PolicyName="read",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": READ_ACTIONS, "Resource": "*"}]}),
+    )
+    iam.put_user_policy(
+        UserName="baton-assumer",
+        PolicyName="assume",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role["Arn"]}]}),
+    )
+    for name, user in [("reader", reader), ("assumer", assumer)]:
+        out["users"][user["UserName"]] = user["Arn"]
+        key = iam.create_access_key(UserName=user["UserName"])["AccessKey"]
+        out[name] = {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]}
+    out["connector_role_arn"] = role["Arn"]
+    out["external_id"] = EXTERNAL_ID
+
+
+def seed_scale(iam, out, users, groups, roles):
+    """A bulk estate for measuring calls: users spread over groups, roles trusting users."""
+    for i in range(users):
+        iam.create_user(UserName=f"user{i:05d}", Path=f"/dept{i % 7}/")
+    for g in range(groups):
+        iam.create_group(GroupName=f"group{g:04d}")
+    for i in range(users):
+        iam.add_user_to_group(GroupName=f"group{i % groups:04d}", UserName=f"user{i:05d}")
+    for r in range(roles):
+        principals = [arn("user", f"/dept{j % 7}/user{j:05d}") for j in range(r % users, min(users, r % users + 3))]
+        iam.create_role(RoleName=f"role{r:04d}", AssumeRolePolicyDocument=trust(allow(principals)))
+    reader = iam.create_user(UserName="baton-reader")["User"]
+    iam.put_user_policy(
+        UserName="baton-reader",
+        PolicyName="read",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": READ_ACTIONS, "Resource": "*"}]}),
+    )
+    key = iam.create_access_key(UserName="baton-reader")["AccessKey"]
+    out["reader"] = {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]}
+    out["users"]["baton-reader"] = reader["Arn"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scenario", choices=["iam", "scale"], default="iam")
+    ap.add_argument("--users", type=int, default=1000)
+    ap.add_argument("--groups", type=int, default=100)
+    ap.add_argument("--roles", type=int, default=300)
+    ap.add_argument("--no-auth", action="store_true", help="leave request-signature checking off")
+    args = ap.parse_args()
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    # Seeding happens with authentication off; any key works until reset-auth below.
+    iam = boto3.client(
+        "iam", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="seed", aws_secret_access_key="seed"
+    )
+    out = {"endpoint": endpoint, "account_id": ACCOUNT, "users": {}, "unique_ids": {}}
+    if args.scenario == "iam":
+        seed_iam(iam, out)
+    else:
+        seed_scale(iam, out, args.users, args.groups, args.roles)
+    if not args.no_auth:
+        req = urllib.request.Request(
+            f"{endpoint}/moto-api/reset-auth", data=b"0", method="POST", headers={"Content-Type": "text/plain"}
+        )
+        urllib.request.urlopen(req).read()
+    print(json.dumps(out), flush=True)
+    try:
+        sys.stdin.read()
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
