@@ -193,6 +193,29 @@ fn iam_sync_with_static_keys_writes_exact_ids() {
 }
 
 #[test]
+fn iam_sync_follows_page_markers() {
+    // IAM may return fewer items than MaxItems; here every list page holds at most five.
+    let emu = Emulator::start(&["--scenario", "iam", "--max-page", "5"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sync.c1z");
+    let (key, secret) = emu.keys("reader");
+    let (summary, _) = run_sync(
+        &emu,
+        &file,
+        &[
+            ("BATON_GLOBAL_ACCESS_KEY_ID", &key),
+            ("BATON_GLOBAL_SECRET_ACCESS_KEY", &secret),
+        ],
+    );
+    assert_synced(&emu, &file);
+    // 21 users, groups and roles in pages of 5; 6 users; 12 roles.
+    assert_eq!(
+        summary["aws_calls_by_operation"],
+        serde_json::json!({"iam:GetAccountAuthorizationDetails": 5, "iam:ListRoles": 3, "iam:ListUsers": 2, "sts:GetCallerIdentity": 1})
+    );
+}
+
+#[test]
 fn iam_sync_through_assume_role_with_external_id() {
     let emu = Emulator::shared();
     let dir = tempfile::tempdir().unwrap();

@@ -9,6 +9,7 @@ use crate::resource_types::{self, GROUP, IAM_USER, ROLE};
 use crate::settings::{self, Config};
 use crate::sts;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 /// Items per page handed to the host: big enough to keep per-page overhead low, small
@@ -41,7 +42,31 @@ pub fn metadata() -> Metadata {
 
 pub struct Connector {
     endpoints: Endpoints,
-    details: RefCell<Option<Rc<AuthorizationDetails>>>,
+    snapshot: RefCell<Option<Rc<Snapshot>>>,
+}
+
+/// One sync's view of the account: the entities and every grant between them, computed
+/// once so that each per-resource call is a lookup.
+struct Snapshot {
+    details: AuthorizationDetails,
+    /// Grants per resource id; `Err` holds why a role's trust policy could not be read.
+    grants: HashMap<ResourceId, Result<Vec<Grant>, String>>,
+}
+
+impl Snapshot {
+    fn new(details: AuthorizationDetails) -> Snapshot {
+        let index = IamIndex::new(&details);
+        let mut grants = HashMap::new();
+        for g in &details.groups {
+            let id = ResourceId::new(GROUP, &g.arn);
+            grants.insert(id.clone(), Ok(index.group_grants(&id)));
+        }
+        for r in &details.roles {
+            let id = ResourceId::new(ROLE, &r.arn);
+            grants.insert(id.clone(), index.role_grants(&id));
+        }
+        Snapshot { details, grants }
+    }
 }
 
 impl Connector {
@@ -58,7 +83,7 @@ impl Connector {
         Ok((
             Connector {
                 endpoints,
-                details: RefCell::new(None),
+                snapshot: RefCell::new(None),
             },
             configured,
         ))
@@ -77,12 +102,9 @@ impl Connector {
     }
 
     /// The account's IAM entities, fetched once per sync and shared through the host cache.
-    fn details<P: Platform>(
-        &self,
-        platform: &P,
-    ) -> Result<Rc<AuthorizationDetails>, ConnectorError> {
-        if let Some(d) = self.details.borrow().as_ref() {
-            return Ok(d.clone());
+    fn snapshot<P: Platform>(&self, platform: &P) -> Result<Rc<Snapshot>, ConnectorError> {
+        if let Some(s) = self.snapshot.borrow().as_ref() {
+            return Ok(s.clone());
         }
         let cached = platform
             .cache_get(CACHE_KEY_DETAILS)
@@ -97,9 +119,9 @@ impl Connector {
                 d
             }
         };
-        let details = Rc::new(details);
-        *self.details.borrow_mut() = Some(details.clone());
-        Ok(details)
+        let snapshot = Rc::new(Snapshot::new(details));
+        *self.snapshot.borrow_mut() = Some(snapshot.clone());
+        Ok(snapshot)
     }
 
     pub fn list_resources<P: Platform>(
@@ -112,7 +134,8 @@ impl Connector {
         if parent.is_some() {
             return Ok(Page::last(vec![]));
         }
-        let details = self.details(platform)?;
+        let snapshot = self.snapshot(platform)?;
+        let details = &snapshot.details;
         let all: Vec<Resource> = match resource_type {
             IAM_USER => details.users.iter().map(mapping::user_resource).collect(),
             GROUP => details.groups.iter().map(mapping::group_resource).collect(),
@@ -145,20 +168,16 @@ impl Connector {
         resource: &Resource,
         page_token: Option<&str>,
     ) -> Result<Page<Grant>, ConnectorError> {
-        let details = self.details(platform)?;
-        let index = IamIndex::new(&details);
-        match resource.id.resource_type.as_str() {
-            GROUP => paged(index.group_grants(&resource.id), page_token),
-            ROLE => match index.role_grants(&resource.id) {
-                Ok(grants) => paged(grants, page_token),
-                // One unreadable trust policy must not sink the sync: warn and move on.
-                Err(why) => Ok(Page {
-                    items: vec![],
-                    next_page_token: None,
-                    warnings: vec![why],
-                }),
-            },
-            _ => Ok(Page::last(vec![])),
+        let snapshot = self.snapshot(platform)?;
+        match snapshot.grants.get(&resource.id) {
+            Some(Ok(grants)) => paged(grants.clone(), page_token),
+            // One unreadable trust policy must not sink the sync: warn and move on.
+            Some(Err(why)) => Ok(Page {
+                items: vec![],
+                next_page_token: None,
+                warnings: vec![why.clone()],
+            }),
+            None => Ok(Page::last(vec![])),
         }
     }
 }

@@ -280,3 +280,159 @@ fn load_entitlement(conn: &Connection, sync_id: &str, id: &str) -> Result<Option
         None => Ok(None),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::writer::Writer;
+
+    fn rid(t: &str, id: &str) -> ResourceId {
+        ResourceId {
+            resource_type: t.into(),
+            resource: id.into(),
+            baton_resource: false,
+        }
+    }
+
+    fn ent(t: &str, id: &str, slug: &str) -> Entitlement {
+        Entitlement {
+            resource: Some(Resource {
+                id: Some(rid(t, id)),
+                ..Default::default()
+            }),
+            id: format!("{t}:{id}:{slug}"),
+            slug: slug.into(),
+            ..Default::default()
+        }
+    }
+
+    /// `principal` holds `entitlement`; with `via`, holders of `via` hold it too.
+    fn grant(
+        e: &Entitlement,
+        principal: (&str, &str),
+        via: Option<(&str, bool)>,
+    ) -> (Grant, Option<GrantExpandable>) {
+        (
+            Grant {
+                entitlement: Some(e.clone()),
+                principal: Some(Resource {
+                    id: Some(rid(principal.0, principal.1)),
+                    ..Default::default()
+                }),
+                id: format!("{}:{}:{}", e.id, principal.0, principal.1),
+                annotations: vec![],
+                sources: None,
+            },
+            via.map(|(s, shallow)| GrantExpandable {
+                entitlement_ids: vec![s.into()],
+                shallow,
+                resource_type_ids: vec![],
+            }),
+        )
+    }
+
+    fn holders(w: &Writer, entitlement: &str) -> BTreeMap<String, BTreeMap<String, bool>> {
+        let mut stmt = w
+            .conn()
+            .prepare("select principal_resource_id, data from v1_grants where sync_id = ?1 and entitlement_id = ?2")
+            .unwrap();
+        let rows = stmt
+            .query_map(params![w.sync_id, entitlement], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .unwrap();
+        rows.map(|r| {
+            let (p, data) = r.unwrap();
+            let g = Grant::decode(data.as_slice()).unwrap();
+            let sources = g
+                .sources
+                .map(|s| {
+                    s.sources
+                        .into_iter()
+                        .map(|(k, v)| (k, v.is_direct))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (p, sources)
+        })
+        .collect()
+    }
+
+    fn writer() -> (tempfile::TempDir, Writer) {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Writer::begin(&dir.path().join("t.c1z")).unwrap();
+        (dir, w)
+    }
+
+    #[test]
+    fn roles_that_trust_each_other_expand_completely() {
+        let (_d, mut w) = writer();
+        let a = ent("role", "a", "assignment");
+        let b = ent("role", "b", "assignment");
+        w.put_entitlements(&[a.clone(), b.clone()]).unwrap();
+        w.put_grants(&[
+            grant(&a, ("iam_user", "dave"), None),
+            grant(&a, ("role", "b"), Some(("role:b:assignment", false))),
+            grant(&b, ("role", "a"), Some(("role:a:assignment", false))),
+        ])
+        .unwrap();
+        let out = expand(w.conn(), &w.sync_id).unwrap();
+        assert_eq!(out.edges, 2);
+        let on_b = holders(&w, "role:b:assignment");
+        assert_eq!(on_b.keys().cloned().collect::<Vec<_>>(), ["a", "b", "dave"]);
+        assert_eq!(
+            on_b["dave"],
+            BTreeMap::from([("role:a:assignment".to_string(), true)])
+        );
+        // The direct grant records itself as a source once it also inherits.
+        assert!(on_b["a"]["role:b:assignment"]);
+        let on_a = holders(&w, "role:a:assignment");
+        assert_eq!(on_a.keys().cloned().collect::<Vec<_>>(), ["a", "b", "dave"]);
+        assert_eq!(out.created, 3);
+    }
+
+    #[test]
+    fn chains_pass_on_holders_and_shallow_edges_only_direct_ones() {
+        let (_d, mut w) = writer();
+        let g = ent("group", "g", "member");
+        let r1 = ent("role", "r1", "assignment");
+        let r2 = ent("role", "r2", "assignment");
+        let p = ent("policy", "p", "attached");
+        w.put_entitlements(&[g.clone(), r1.clone(), r2.clone(), p.clone()])
+            .unwrap();
+        w.put_grants(&[
+            grant(&g, ("iam_user", "u1"), None),
+            // r1 is assumable by members of g; r2 by whoever assumes r1.
+            grant(&r1, ("group", "g"), Some(("group:g:member", false))),
+            grant(&r2, ("role", "r1"), Some(("role:r1:assignment", false))),
+            // A shallow edge passes on only direct holders of r2: r1, not u1 or g (expanded).
+            grant(&p, ("role", "r2"), Some(("role:r2:assignment", true))),
+        ])
+        .unwrap();
+        expand(w.conn(), &w.sync_id).unwrap();
+        assert!(holders(&w, "role:r1:assignment").contains_key("u1"));
+        assert_eq!(
+            holders(&w, "role:r2:assignment")["u1"],
+            BTreeMap::from([("role:r1:assignment".to_string(), false)])
+        );
+        assert_eq!(
+            holders(&w, "policy:p:attached")
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>(),
+            ["r1", "r2"]
+        );
+    }
+
+    #[test]
+    fn an_edge_from_an_entitlement_not_of_the_principal_is_ignored() {
+        let (_d, mut w) = writer();
+        let a = ent("role", "a", "assignment");
+        w.put_entitlements(std::slice::from_ref(&a)).unwrap();
+        w.put_grants(&[grant(&a, ("role", "b"), Some(("role:c:assignment", false)))])
+            .unwrap();
+        let out = expand(w.conn(), &w.sync_id).unwrap();
+        assert_eq!(out.edges, 0);
+        assert_eq!(out.warnings.len(), 1);
+    }
+}

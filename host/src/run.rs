@@ -281,6 +281,7 @@ fn print_summary(
                 "aws_calls_by_operation": calls,
                 "denied_requests": denied,
                 "warnings": s.warnings,
+                "phases_ms": s.phases_ms,
                 "seconds": s.elapsed.as_secs_f64(),
                 "component_sha256": loaded.sha256,
                 "component_from_cache": loaded.from_cache,
@@ -310,6 +311,12 @@ fn print_summary(
                 "  grants        {} from the connector, {} added by expanding {} edges, {} updated by it",
                 s.grants, s.expanded_created, s.expansion_edges, s.expanded_updated
             );
+            let phases: Vec<String> = s
+                .phases_ms
+                .iter()
+                .map(|(p, ms)| format!("{p} {ms} ms"))
+                .collect();
+            println!("  phases        {}", phases.join(", "));
             let per_op: Vec<String> = calls.iter().map(|(op, n)| format!("{op} {n}")).collect();
             println!("  AWS calls     {total_calls} ({})", per_op.join(", "));
             if !denied.is_empty() {

@@ -29,6 +29,8 @@ pub struct Summary {
     pub expanded_created: usize,
     pub expanded_updated: usize,
     pub warnings: Vec<String>,
+    /// Milliseconds per phase, as baton's `step_durations_ms`.
+    pub phases_ms: BTreeMap<String, u64>,
     pub elapsed: Duration,
 }
 
@@ -147,6 +149,14 @@ pub async fn run(
             .collect::<Vec<_>>(),
     )?;
 
+    let mut phase = Instant::now();
+    let mut lap = |summary: &mut Summary, name: &str| {
+        summary
+            .phases_ms
+            .insert(name.to_string(), phase.elapsed().as_millis() as u64);
+        phase = Instant::now();
+    };
+
     // Resources: every type at the top level, then children announced by their parents.
     let mut resources: Vec<(wit::Resource, p::Resource)> = Vec::new();
     let mut queue: VecDeque<(String, Option<wit::ResourceId>)> = resource_types
@@ -204,6 +214,8 @@ pub async fn run(
         }
     }
 
+    lap(&mut summary, "resources");
+
     // Entitlements of every resource.
     let mut entitlements: HashMap<String, p::Entitlement> = HashMap::new();
     for (r, proto) in &resources {
@@ -253,6 +265,8 @@ pub async fn run(
         }
     }
 
+    lap(&mut summary, "entitlements");
+
     // Grants of every resource.
     for (r, proto) in &resources {
         if skips(r, &types, false) {
@@ -294,7 +308,9 @@ pub async fn run(
         }
     }
 
+    lap(&mut summary, "grants");
     let outcome = expand::expand(writer.conn(), &writer.sync_id)?;
+    lap(&mut summary, "expansion");
     summary.expansion_edges = outcome.edges;
     summary.expanded_created = outcome.created;
     summary.expanded_updated = outcome.updated;
@@ -303,6 +319,7 @@ pub async fn run(
     let grants_total = summary.grants + outcome.created as u64;
     let stats = summary.stats_json(resource_types.len(), grants_total);
     writer.finish(&stats)?;
+    lap(&mut summary, "write");
     summary.elapsed = started.elapsed();
     Ok(summary)
 }

@@ -15,6 +15,8 @@ import sys
 import urllib.request
 
 import boto3
+from moto.core.responses import ActionResult
+from moto.iam.responses import IamResponse
 from moto.server import ThreadedMotoServer
 
 ACCOUNT = "123456789012"
@@ -38,6 +40,16 @@ def allow(aws=None, action="sts:AssumeRole", **extra):
 
 def arn(kind, name, path="/"):
     return f"arn:aws:iam::{ACCOUNT}:{kind}{path}{name}"
+
+
+READ_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": READ_ACTIONS, "Resource": "*"}]})
+
+
+def create_reader(iam):
+    """The connector's read-only user: exactly the IAM actions the component declares."""
+    user = iam.create_user(UserName="baton-reader")["User"]
+    iam.put_user_policy(UserName="baton-reader", PolicyName="read", PolicyDocument=READ_POLICY)
+    return user
 
 
 def seed_iam(iam, out):
@@ -70,12 +82,12 @@ def seed_iam(iam, out):
             "ci-deployer",
             "/",
             trust(
-                allow(arn("role/", "ops-admin").replace("role//", "role/")),
+                allow(arn("role", "ops-admin")),
                 allow(principal={"Federated": f"arn:aws:iam::{ACCOUNT}:saml-provider/corp"}, action="sts:AssumeRoleWithSAML"),
             ),
         ),
-        ("cycle-a", "/", trust(allow([u["dave"], arn("role", "/cycle-b").replace("role//", "role/")]))),
-        ("cycle-b", "/", trust(allow(arn("role", "/cycle-a").replace("role//", "role/")))),
+        ("cycle-a", "/", trust(allow([u["dave"], arn("role", "cycle-b")]))),
+        ("cycle-b", "/", trust(allow(arn("role", "cycle-a")))),
         (
             "denied-role",
             "/",
@@ -103,22 +115,13 @@ def seed_iam(iam, out):
 
     # The connector's own identities: one reads IAM directly, one may only assume the
     # connector role (so a sync through it proves the host assumed the role).
-    reader = iam.create_user(UserName="baton-reader")["User"]
-    iam.put_user_policy(
-        UserName="baton-reader",
-        PolicyName="read",
-        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": READ_ACTIONS, "Resource": "*"}]}),
-    )
+    reader = create_reader(iam)
     assumer = iam.create_user(UserName="baton-assumer")["User"]
     role = iam.create_role(
         RoleName="ConnectorRole",
         AssumeRolePolicyDocument=trust(allow(assumer["Arn"], Condition={"StringEquals": {"sts:ExternalId": EXTERNAL_ID}})),
     )["Role"]
-    iam.put_role_policy(
-        RoleName="ConnectorRole",
-        PolicyName="read",
-        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": READ_ACTIONS, "Resource": "*"}]}),
-    )
+    iam.put_role_policy(RoleName="ConnectorRole", PolicyName="read", PolicyDocument=READ_POLICY)
     iam.put_user_policy(
         UserName="baton-assumer",
         PolicyName="assume",
@@ -141,17 +144,62 @@ def seed_scale(iam, out, users, groups, roles):
     for i in range(users):
         iam.add_user_to_group(GroupName=f"group{i % groups:04d}", UserName=f"user{i:05d}")
     for r in range(roles):
-        principals = [arn("user", f"/dept{j % 7}/user{j:05d}") for j in range(r % users, min(users, r % users + 3))]
+        principals = [arn("user", f"user{j:05d}", f"/dept{j % 7}/") for j in range(r % users, min(users, r % users + 3))]
         iam.create_role(RoleName=f"role{r:04d}", AssumeRolePolicyDocument=trust(allow(principals)))
-    reader = iam.create_user(UserName="baton-reader")["User"]
-    iam.put_user_policy(
-        UserName="baton-reader",
-        PolicyName="read",
-        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": READ_ACTIONS, "Resource": "*"}]}),
-    )
+    reader = create_reader(iam)
     key = iam.create_access_key(UserName="baton-reader")["AccessKey"]
     out["reader"] = {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]}
     out["users"]["baton-reader"] = reader["Arn"]
+
+
+def paginate_like_aws(max_page):
+    """moto 5.2.5 answers ListUsers and GetAccountAuthorizationDetails in one page whatever
+    MaxItems says. Make them page as IAM does (MaxItems, default 100, Marker, IsTruncated),
+    never returning more than `max_page` items, so that marker loops are exercised."""
+
+    def window(items, marker, max_items):
+        start = int(marker or 0)
+        size = min(int(max_items or 100), max_page)
+        end = start + size
+        more = end < len(items)
+        return items[start:end], (str(end) if more else None)
+
+    def list_users(self):
+        users = list(self.backend.list_users(self._get_param("PathPrefix"), None, None))
+        page, marker = window(users, self._get_param("Marker"), self._get_param("MaxItems"))
+        result = {"Users": page, "IsTruncated": marker is not None}
+        if marker:
+            result["Marker"] = marker
+        return ActionResult(result)
+
+    def list_roles(self):
+        max_items = min(int(self._get_param("MaxItems", 100)), max_page)
+        roles, marker = self.backend.list_roles(self._get_param("PathPrefix", "/"), self._get_param("Marker", "0"), max_items)
+        return ActionResult({"Roles": roles, "IsTruncated": bool(marker), "Marker": marker})
+
+    def get_account_authorization_details(self):
+        details = self.backend.get_account_authorization_details(self._get_param("Filter", []))
+        entries = (
+            [("users", u) for u in details["users"]]
+            + [("groups", g) for g in details["groups"]]
+            + [("roles", r) for r in details["roles"]]
+            + [("policies", p) for p in details["managed_policies"]]
+        )
+        page, marker = window(entries, self._get_param("Marker"), self._get_param("MaxItems"))
+        result = {
+            "UserDetailList": [e for k, e in page if k == "users"],
+            "GroupDetailList": [e for k, e in page if k == "groups"],
+            "RoleDetailList": [e for k, e in page if k == "roles"],
+            "Policies": [e for k, e in page if k == "policies"],
+            "IsTruncated": marker is not None,
+        }
+        if marker:
+            result["Marker"] = marker
+        return ActionResult(result)
+
+    IamResponse.list_users = list_users
+    IamResponse.list_roles = list_roles
+    IamResponse.get_account_authorization_details = get_account_authorization_details
 
 
 def main():
@@ -161,7 +209,9 @@ def main():
     ap.add_argument("--groups", type=int, default=100)
     ap.add_argument("--roles", type=int, default=300)
     ap.add_argument("--no-auth", action="store_true", help="leave request-signature checking off")
+    ap.add_argument("--max-page", type=int, default=1000, help="IAM list pages hold at most this many items")
     args = ap.parse_args()
+    paginate_like_aws(args.max_page)
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
