@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rustup target add wasm32-wasip2 >/dev/null
+rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 if ! python3 -c 'import moto, boto3, sys; sys.exit(moto.__version__ != "5.2.5")' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check -r tests/emulator/requirements.txt
 fi
