@@ -5,8 +5,10 @@ use crate::iam::details::AuthorizationDetails;
 use crate::iam::mapping::{self, IamIndex};
 use crate::model::*;
 use crate::platform::Platform;
-use crate::resource_types::{self, GROUP, IAM_USER, ROLE};
+use crate::resource_types::{self, ACCOUNT, GROUP, IAM_USER, ROLE, SSO_GROUP, SSO_USER};
 use crate::settings::{self, Config};
+use crate::sso::fetch::{self, Account, Instance, PermissionSet, SsoGroup, SsoUser};
+use crate::sso::mapping as sso_mapping;
 use crate::sts;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -23,7 +25,7 @@ pub fn metadata() -> Metadata {
         display_name: "AWS",
         version: env!("CARGO_PKG_VERSION"),
         description: "IAM users, groups and roles of an AWS account, with group memberships and who can assume each role",
-        resource_types: resource_types::enabled(),
+        resource_types: resource_types::all(),
         capabilities: vec![
             Capability {
                 name: "sync",
@@ -31,18 +33,56 @@ pub fn metadata() -> Metadata {
                 permissions: vec!["iam:GetAccountAuthorizationDetails", "iam:ListUsers", "iam:ListRoles"],
                 description: "Read IAM users, groups, memberships and role trust policies",
             },
+            Capability {
+                name: "sync-organizations",
+                enabled_by: Some("global-aws-orgs-enabled"),
+                permissions: vec!["organizations:DescribeOrganization", "organizations:ListAccounts"],
+                description: "Read the Organization's accounts",
+            },
+            Capability {
+                name: "sync-identity-center",
+                enabled_by: Some("global-aws-sso-enabled"),
+                permissions: vec![
+                    "sso:ListInstances",
+                    "identitystore:ListUsers",
+                    "identitystore:ListGroups",
+                    "identitystore:ListGroupMemberships",
+                    "sso:ListPermissionSets",
+                    "sso:DescribePermissionSet",
+                    "sso:ListPermissionSetsProvisionedToAccount",
+                    "sso:ListAccountAssignments",
+                ],
+                description: "Read Identity Center users, groups, memberships, permission sets and account assignments",
+            },
         ],
         settings: settings::specs(),
         outbound_hosts: vec![
             "iam.amazonaws.com".into(),
             "sts.*.amazonaws.com".into(),
+            "identitystore.*.amazonaws.com".into(),
+            "sso.*.amazonaws.com".into(),
+            "organizations.us-east-1.amazonaws.com".into(),
         ],
     }
 }
 
 pub struct Connector {
+    config: Config,
     endpoints: Endpoints,
     snapshot: RefCell<Option<Rc<Snapshot>>>,
+    sso: RefCell<SsoState>,
+}
+
+/// Identity Center and Organizations data read once per sync.
+#[derive(Default)]
+struct SsoState {
+    instance: Option<Instance>,
+    users: Option<Rc<Vec<SsoUser>>>,
+    groups: Option<Rc<Vec<SsoGroup>>>,
+    permission_sets: Option<Rc<Vec<PermissionSet>>>,
+    accounts: Option<Rc<Vec<Account>>>,
+    /// Grants per resource, computed on the first page and sliced for the next ones.
+    grants: HashMap<ResourceId, Rc<Vec<Grant>>>,
 }
 
 /// One sync's view of the account: the entities and every grant between them, computed
@@ -74,16 +114,29 @@ impl Connector {
         settings: &[(String, String)],
     ) -> Result<(Connector, Configured), ConnectorError> {
         let config = Config::parse(settings)?;
-        let endpoints = Endpoints::new(&config.region, config.endpoint_url.as_deref())
-            .map_err(|e| ConnectorError::invalid_config("AWS_ENDPOINT_URL", e))?;
+        let endpoints = Endpoints::new(
+            &config.region,
+            &config.sso_region,
+            config.endpoint_url.as_deref(),
+        )
+        .map_err(|e| ConnectorError::invalid_config("AWS_ENDPOINT_URL", e))?;
+        let mut services = vec![Service::Iam, Service::Sts];
+        if config.orgs_enabled {
+            services.push(Service::Organizations);
+        }
+        if config.sso_enabled {
+            services.extend([Service::SsoAdmin, Service::IdentityStore]);
+        }
         let configured = Configured {
-            outbound_hosts: endpoints.authorities(&[Service::Iam, Service::Sts]),
-            resource_types: resource_types::enabled(),
+            outbound_hosts: endpoints.authorities(&services),
+            resource_types: resource_types::enabled(config.orgs_enabled, config.sso_enabled),
         };
         Ok((
             Connector {
+                config,
                 endpoints,
                 snapshot: RefCell::new(None),
+                sso: RefCell::new(SsoState::default()),
             },
             configured,
         ))
@@ -94,11 +147,22 @@ impl Connector {
     }
 
     pub fn validate<P: Platform>(&self, platform: &P) -> Result<String, ConnectorError> {
-        let result = self
-            .client(platform)
-            .query(Service::Sts, "GetCallerIdentity", &[])?;
+        let client = self.client(platform);
+        let result = client.query(Service::Sts, "GetCallerIdentity", &[])?;
         let me = sts::parse_caller_identity(&result).map_err(ConnectorError::Fatal)?;
-        Ok(format!("AWS account {} as {}", me.account, me.arn))
+        let mut reached = format!("AWS account {} as {}", me.account, me.arn);
+        if self.config.orgs_enabled {
+            let org = fetch::check_management(&client, &me.account)?;
+            reached.push_str(&format!(", organization {org}"));
+        }
+        if self.config.sso_enabled {
+            let instance = self.instance(platform)?;
+            reached.push_str(&format!(
+                ", Identity Center {} (identity store {}) in {}",
+                instance.arn, instance.identity_store_id, self.config.sso_region
+            ));
+        }
+        Ok(reached)
     }
 
     /// The account's IAM entities, fetched once per sync and shared through the host cache.
@@ -134,29 +198,63 @@ impl Connector {
         if parent.is_some() {
             return Ok(Page::last(vec![]));
         }
-        let snapshot = self.snapshot(platform)?;
-        let details = &snapshot.details;
         let all: Vec<Resource> = match resource_type {
-            IAM_USER => details.users.iter().map(mapping::user_resource).collect(),
-            GROUP => details.groups.iter().map(mapping::group_resource).collect(),
-            ROLE => details.roles.iter().map(mapping::role_resource).collect(),
+            IAM_USER | GROUP | ROLE => {
+                let snapshot = self.snapshot(platform)?;
+                let details = &snapshot.details;
+                match resource_type {
+                    IAM_USER => details.users.iter().map(mapping::user_resource).collect(),
+                    GROUP => details.groups.iter().map(mapping::group_resource).collect(),
+                    _ => details.roles.iter().map(mapping::role_resource).collect(),
+                }
+            }
+            SSO_USER if self.config.sso_enabled => {
+                let store = self.instance(platform)?.identity_store_id;
+                let region = &self.config.sso_region;
+                self.sso_users(platform)?
+                    .iter()
+                    .map(|u| sso_mapping::user_resource(region, &store, u, None))
+                    .collect()
+            }
+            SSO_GROUP if self.config.sso_enabled => {
+                let store = self.instance(platform)?.identity_store_id;
+                let region = &self.config.sso_region;
+                self.sso_groups(platform)?
+                    .iter()
+                    .map(|g| sso_mapping::group_resource(region, &store, g))
+                    .collect()
+            }
+            ACCOUNT if self.config.orgs_enabled && self.config.sso_enabled => self
+                .accounts(platform)?
+                .iter()
+                .filter(|a| a.active)
+                .map(sso_mapping::account_resource)
+                .collect(),
             other => {
                 return Err(ConnectorError::NotFound(format!(
-                    "unknown resource type {other:?}"
+                    "resource type {other:?} is not synced by this configuration"
                 )))
             }
         };
         paged(all, page_token)
     }
 
-    pub fn list_entitlements(
+    pub fn list_entitlements<P: Platform>(
         &self,
+        platform: &P,
         resource: &Resource,
         page_token: Option<&str>,
     ) -> Result<Page<Entitlement>, ConnectorError> {
         let items = match resource.id.resource_type.as_str() {
             GROUP => vec![mapping::membership_entitlement(resource, "IAM")],
+            SSO_GROUP => vec![mapping::membership_entitlement(resource, "SSO")],
             ROLE => vec![mapping::role_entitlement(resource)],
+            // Every permission set may be requested for every account.
+            ACCOUNT => self
+                .permission_sets(platform)?
+                .iter()
+                .map(|ps| sso_mapping::account_entitlement(&resource.id, ps))
+                .collect(),
             _ => vec![],
         };
         paged(items, page_token)
@@ -168,6 +266,14 @@ impl Connector {
         resource: &Resource,
         page_token: Option<&str>,
     ) -> Result<Page<Grant>, ConnectorError> {
+        match resource.id.resource_type.as_str() {
+            SSO_GROUP | ACCOUNT => {
+                let grants = self.sso_grants(platform, &resource.id)?;
+                return paged(grants.as_ref().clone(), page_token);
+            }
+            IAM_USER | GROUP | ROLE => {}
+            _ => return Ok(Page::last(vec![])),
+        }
         let snapshot = self.snapshot(platform)?;
         match snapshot.grants.get(&resource.id) {
             Some(Ok(grants)) => paged(grants.clone(), page_token),
@@ -179,6 +285,101 @@ impl Connector {
             }),
             None => Ok(Page::last(vec![])),
         }
+    }
+}
+
+impl Connector {
+    fn instance<P: Platform>(&self, platform: &P) -> Result<Instance, ConnectorError> {
+        if let Some(i) = &self.sso.borrow().instance {
+            return Ok(i.clone());
+        }
+        let instance = fetch::instance(&self.client(platform), &self.config.sso_region)?;
+        self.sso.borrow_mut().instance = Some(instance.clone());
+        Ok(instance)
+    }
+
+    fn sso_users<P: Platform>(&self, platform: &P) -> Result<Rc<Vec<SsoUser>>, ConnectorError> {
+        if let Some(u) = &self.sso.borrow().users {
+            return Ok(u.clone());
+        }
+        let store = self.instance(platform)?.identity_store_id;
+        let users = Rc::new(fetch::users(&self.client(platform), &store)?);
+        self.sso.borrow_mut().users = Some(users.clone());
+        Ok(users)
+    }
+
+    fn sso_groups<P: Platform>(&self, platform: &P) -> Result<Rc<Vec<SsoGroup>>, ConnectorError> {
+        if let Some(g) = &self.sso.borrow().groups {
+            return Ok(g.clone());
+        }
+        let store = self.instance(platform)?.identity_store_id;
+        let groups = Rc::new(fetch::groups(&self.client(platform), &store)?);
+        self.sso.borrow_mut().groups = Some(groups.clone());
+        Ok(groups)
+    }
+
+    fn permission_sets<P: Platform>(
+        &self,
+        platform: &P,
+    ) -> Result<Rc<Vec<PermissionSet>>, ConnectorError> {
+        if let Some(p) = &self.sso.borrow().permission_sets {
+            return Ok(p.clone());
+        }
+        let instance = self.instance(platform)?;
+        let sets = Rc::new(fetch::permission_sets(&self.client(platform), &instance)?);
+        self.sso.borrow_mut().permission_sets = Some(sets.clone());
+        Ok(sets)
+    }
+
+    fn accounts<P: Platform>(&self, platform: &P) -> Result<Rc<Vec<Account>>, ConnectorError> {
+        if let Some(a) = &self.sso.borrow().accounts {
+            return Ok(a.clone());
+        }
+        let accounts = Rc::new(fetch::accounts(&self.client(platform))?);
+        self.sso.borrow_mut().accounts = Some(accounts.clone());
+        Ok(accounts)
+    }
+
+    /// Grants of an Identity Center group (its members) or of an account (its
+    /// assignments), read on the first page and kept for the following ones.
+    fn sso_grants<P: Platform>(
+        &self,
+        platform: &P,
+        id: &ResourceId,
+    ) -> Result<Rc<Vec<Grant>>, ConnectorError> {
+        if let Some(g) = self.sso.borrow().grants.get(id) {
+            return Ok(g.clone());
+        }
+        let instance = self.instance(platform)?;
+        let client = self.client(platform);
+        let region = &self.config.sso_region;
+        let store = &instance.identity_store_id;
+        let grants = if id.resource_type == SSO_GROUP {
+            let group_id = id.resource.rsplit('/').next().unwrap_or_default();
+            let members = fetch::memberships(&client, store, group_id)?;
+            sso_mapping::membership_grants(region, store, id, &members)
+        } else {
+            // Only permission sets provisioned to the account can have assignments there:
+            // no call for the other (account, permission set) pairs.
+            let mut grants = Vec::new();
+            for ps in fetch::provisioned_to(&client, &instance, &id.resource)? {
+                let assignments = fetch::assignments(&client, &instance, &id.resource, &ps)?;
+                grants.extend(sso_mapping::assignment_grants(
+                    region,
+                    store,
+                    id,
+                    &ps,
+                    &assignments,
+                ));
+            }
+            grants
+        };
+        let grants = Rc::new(grants);
+        self.sso
+            .borrow_mut()
+            .grants
+            .insert(id.clone(), grants.clone());
+        Ok(grants)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod platform;
 pub mod resource_types;
 pub mod settings;
 pub mod sigv4;
+pub mod sso;
 pub mod sts;
 pub mod timestamp;
 pub mod xml;

@@ -6,6 +6,8 @@ pub const IAM_USER: &str = "iam_user";
 pub const ROLE: &str = "role";
 pub const GROUP: &str = "group";
 pub const SSO_USER: &str = "sso_user";
+pub const SSO_GROUP: &str = "sso_group";
+pub const ACCOUNT: &str = "account";
 
 pub fn iam_user() -> ResourceType {
     ResourceType {
@@ -41,7 +43,60 @@ pub fn group() -> ResourceType {
     }
 }
 
+pub fn sso_user() -> ResourceType {
+    ResourceType {
+        id: SSO_USER,
+        display_name: "SSO User",
+        description: "A user of the IAM Identity Center identity store",
+        traits: vec![TraitKind::User],
+        annotations: vec![
+            Annotation::SkipEntitlementsAndGrants,
+            Annotation::V1Identifier(SSO_USER.into()),
+        ],
+    }
+}
+
+pub fn sso_group() -> ResourceType {
+    ResourceType {
+        id: SSO_GROUP,
+        display_name: "SSO Group",
+        description: "An IAM Identity Center group; its grants are its members",
+        traits: vec![TraitKind::Group],
+        annotations: vec![Annotation::V1Identifier(SSO_GROUP.into())],
+    }
+}
+
+pub fn account() -> ResourceType {
+    ResourceType {
+        id: ACCOUNT,
+        display_name: "Account",
+        description:
+            "An active account of the AWS Organization; one entitlement per permission set",
+        traits: vec![TraitKind::App],
+        annotations: vec![Annotation::V1Identifier(ACCOUNT.into())],
+    }
+}
+
+/// Every type this connector can sync.
+pub fn all() -> Vec<ResourceType> {
+    vec![
+        iam_user(),
+        role(),
+        group(),
+        sso_user(),
+        sso_group(),
+        account(),
+    ]
+}
+
 /// The types a configuration syncs, in sync order.
-pub fn enabled() -> Vec<ResourceType> {
-    vec![iam_user(), role(), group()]
+pub fn enabled(orgs: bool, sso: bool) -> Vec<ResourceType> {
+    let mut types = vec![iam_user(), role(), group()];
+    if sso {
+        types.extend([sso_user(), sso_group()]);
+    }
+    if orgs && sso {
+        types.push(account());
+    }
+    types
 }

@@ -139,17 +139,6 @@ impl Config {
                 ),
             ));
         }
-        if orgs_enabled || sso_enabled {
-            let env = if orgs_enabled {
-                "BATON_GLOBAL_AWS_ORGS_ENABLED"
-            } else {
-                "BATON_GLOBAL_AWS_SSO_ENABLED"
-            };
-            return Err(ConnectorError::invalid_config(
-                env,
-                "Organizations and Identity Center sync are not available in this version yet; unset it to sync IAM",
-            ));
-        }
         Ok(Config {
             region,
             endpoint_url,

@@ -66,7 +66,7 @@ impl Guest for Component {
         page_token: Option<String>,
     ) -> Result<wit::EntitlementPage, wit::ConnectorError> {
         let resource = convert::resource_in(resource);
-        with_connector(|c, _| c.list_entitlements(&resource, page_token.as_deref()))
+        with_connector(|c, p| c.list_entitlements(p, &resource, page_token.as_deref()))
             .map(convert::entitlement_page)
     }
 

@@ -4,7 +4,7 @@
 use crate::bindings::wit;
 use crate::http_client;
 use anyhow::{bail, Result};
-use aws_connector_core::aws::client::build_query_request;
+use aws_connector_core::aws::client::build_request;
 use aws_connector_core::aws::{query, Endpoints, Service};
 use aws_connector_core::model::Credentials;
 use aws_connector_core::sts;
@@ -129,9 +129,10 @@ impl CredentialProvider {
                 role.role_arn, self.base_source
             ))
         };
-        let request = build_query_request(
+        let request = build_request(
             &self.endpoints,
             Service::Sts,
+            "AssumeRole",
             operation,
             &body,
             &self.base,

@@ -60,6 +60,12 @@ fn resource_json(r: &p::Resource) -> serde_json::Value {
         "description": r.description,
         "parent": r.parent_resource_id.as_ref().map(|p| json!({"resource_type": p.resource_type, "id": p.resource})),
         "traits": traits,
+        "status": match r.status.as_ref().map(|s| s.status) {
+            Some(1) => "enabled",
+            Some(2) => "disabled",
+            Some(3) => "deleted",
+            _ => "unspecified",
+        },
         "emails": user_emails(r),
         "profile": r.profile.as_ref().map(struct_json),
     })

@@ -104,7 +104,8 @@ async fn run(args: RunArgs) -> Result<()> {
         ),
         None => None,
     };
-    let endpoints = Endpoints::new(&args.region, args.endpoint_url.as_deref())
+    // The host itself only calls STS; the Identity Center region is the connector's business.
+    let endpoints = Endpoints::new(&args.region, &args.region, args.endpoint_url.as_deref())
         .map_err(|e| anyhow!("invalid setting AWS_ENDPOINT_URL: {e}"))?;
     let (base, source) = base_from_env(|k| std::env::var(k).ok())?;
     let role = args.role_arn.clone().map(|role_arn| RoleSpec {

@@ -15,8 +15,13 @@ import sys
 import urllib.request
 
 import boto3
+from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
 from moto.iam.responses import IamResponse
+from moto.identitystore.responses import IdentityStoreResponse
+from moto.organizations.models import organizations_backends
+from moto.organizations.responses import OrganizationsResponse
+from moto.ssoadmin.responses import SSOAdminResponse
 from moto.server import ThreadedMotoServer
 
 ACCOUNT = "123456789012"
@@ -202,9 +207,170 @@ def paginate_like_aws(max_page):
     IamResponse.get_account_authorization_details = get_account_authorization_details
 
 
+SSO_REGION = "us-east-1"
+# moto keeps no Identity Store user status; the launcher adds it for these user ids.
+DISABLED_USERS = set()
+
+
+def identity_center_like_aws():
+    """Three gaps of moto 5.2.5 that hide what a connector does with Identity Center:
+    users carry no UserStatus; ListPermissionSetsProvisionedToAccount ignores the account
+    (so a connector could not avoid calls for pairs without assignments); and every region
+    has an instance (so a wrong region setting could not be noticed)."""
+    original_list_users = IdentityStoreResponse.list_users
+
+    def list_users(self):
+        out = json.loads(original_list_users(self))
+        for u in out.get("Users", []):
+            u["UserStatus"] = "DISABLED" if u["UserId"] in DISABLED_USERS else "ENABLED"
+        return json.dumps(out)
+
+    def list_permission_sets_provisioned_to_account(self):
+        instance_arn = self._get_param("InstanceArn")
+        account_id = self._get_param("AccountId")
+        arns = []
+        for a in self.ssoadmin_backend.account_assignments:
+            if a.instance_arn == instance_arn and a.target_id == account_id and a.permission_set_arn not in arns:
+                arns.append(a.permission_set_arn)
+        return json.dumps({"PermissionSets": arns})
+
+    original_list_instances = SSOAdminResponse.list_instances
+
+    def list_instances(self):
+        if self.region != SSO_REGION:
+            return json.dumps({"Instances": []})
+        return original_list_instances(self)
+
+    # AWS refuses ListAccounts to member accounts (unless delegated); moto answers [].
+    original_list_accounts = OrganizationsResponse.list_accounts
+
+    def list_accounts(self):
+        if self.current_account in organizations_backends.master_accounts:
+            raise JsonRESTError("AccessDeniedException", "You don't have permissions to access this resource.")
+        return original_list_accounts(self)
+
+    OrganizationsResponse.list_accounts = list_accounts
+    IdentityStoreResponse.list_users = list_users
+    SSOAdminResponse.list_permission_sets_provisioned_to_account = list_permission_sets_provisioned_to_account
+    SSOAdminResponse.list_instances = list_instances
+
+
+ORG_READ_ACTIONS = READ_ACTIONS + [
+    "organizations:DescribeOrganization",
+    "organizations:ListAccounts",
+    "sso:ListInstances",
+    "identitystore:ListUsers",
+    "identitystore:ListGroups",
+    "identitystore:ListGroupMemberships",
+    "sso:ListPermissionSets",
+    "sso:DescribePermissionSet",
+    "sso:ListPermissionSetsProvisionedToAccount",
+    "sso:ListAccountAssignments",
+]
+
+
+def seed_org(endpoint, iam, out):
+    """An Organization of seven accounts (one closed), an Identity Center with users (some
+    disabled), groups (one empty), memberships, permission sets (one assigned nowhere) and
+    assignments to users and to groups, one user assigned both directly and through a group."""
+
+    def client(name):
+        return boto3.client(
+            name, endpoint_url=endpoint, region_name=SSO_REGION, aws_access_key_id="seed", aws_secret_access_key="seed"
+        )
+
+    orgs, sso, ids = client("organizations"), client("sso-admin"), client("identitystore")
+    out["organization_id"] = orgs.create_organization(FeatureSet="ALL")["Organization"]["Id"]
+    accounts = {ACCOUNT: "management"}
+    for name in ["prod", "staging", "dev", "sandbox", "audit", "retired"]:
+        status = orgs.create_account(AccountName=name, Email=f"{name}@example.com")["CreateAccountStatus"]
+        accounts[status["AccountId"]] = name
+    retired = [a for a, n in accounts.items() if n == "retired"][0]
+    orgs.close_account(AccountId=retired)
+    out["accounts"] = {n: a for a, n in accounts.items()}
+
+    instance = sso.list_instances()["Instances"][0]
+    arn, store = instance["InstanceArn"], instance["IdentityStoreId"]
+    out["instance_arn"], out["identity_store_id"], out["sso_region"] = arn, store, SSO_REGION
+    users = {}
+    for name, disabled in [("ann@example.com", False), ("ben@example.com", False), ("cat@example.com", True), ("dan", False), ("eve@example.com", True)]:
+        uid = ids.create_user(
+            IdentityStoreId=store,
+            UserName=name,
+            DisplayName=name.split("@")[0].title(),
+            Name={"GivenName": name[:3], "FamilyName": "Example"},
+            Emails=[{"Value": f"{name.split('@')[0]}.work@example.com", "Type": "work", "Primary": True}],
+        )["UserId"]
+        users[name] = uid
+        if disabled:
+            DISABLED_USERS.add(uid)
+    out["sso_users"] = users
+    out["sso_disabled"] = sorted(n for n, u in users.items() if u in DISABLED_USERS)
+    groups = {}
+    for name in ["Admins", "Developers", "Nobody"]:
+        groups[name] = ids.create_group(IdentityStoreId=store, DisplayName=name, Description=f"{name} group")["GroupId"]
+    out["sso_groups"] = groups
+    memberships = {}
+    for group, members in [("Admins", ["ann@example.com", "ben@example.com"]), ("Developers", ["ben@example.com", "cat@example.com", "dan"])]:
+        for m in members:
+            mid = ids.create_group_membership(IdentityStoreId=store, GroupId=groups[group], MemberId={"UserId": users[m]})["MembershipId"]
+            memberships[f"{group}/{m}"] = mid
+    out["memberships"] = memberships
+
+    sets = {}
+    for name in ["AdministratorAccess", "ReadOnly", "Billing"]:
+        ps = sso.create_permission_set(InstanceArn=arn, Name=name, Description=f"{name} access")["PermissionSet"]
+        sets[name] = ps["PermissionSetArn"]
+    out["permission_sets"] = sets
+    assignments = [
+        ("prod", "AdministratorAccess", "GROUP", "Admins"),
+        ("prod", "ReadOnly", "GROUP", "Developers"),
+        # ben is in Admins and is also assigned AdministratorAccess on prod directly.
+        ("prod", "AdministratorAccess", "USER", "ben@example.com"),
+        ("staging", "AdministratorAccess", "GROUP", "Developers"),
+        ("dev", "ReadOnly", "USER", "dan"),
+        ("management", "ReadOnly", "USER", "ann@example.com"),
+        ("audit", "ReadOnly", "GROUP", "Nobody"),
+    ]
+    for account, ps, ptype, principal in assignments:
+        pid = users[principal] if ptype == "USER" else groups[principal]
+        sso.create_account_assignment(
+            InstanceArn=arn,
+            TargetId=out["accounts"][account],
+            TargetType="AWS_ACCOUNT",
+            PermissionSetArn=sets[ps],
+            PrincipalType=ptype,
+            PrincipalId=pid,
+        )
+    out["assignments"] = assignments
+
+    # A member account's admin role may read Organizations, for the "role in a member
+    # account" case: DescribeOrganization works there, ListAccounts does not.
+    prod = out["accounts"]["prod"]
+    member_iam = boto3.client(
+        "iam", endpoint_url=endpoint, region_name=SSO_REGION, aws_access_key_id="seed", aws_secret_access_key="seed"
+    )
+    member_iam.meta.events.register(
+        "before-sign.iam.*", lambda request, **_: request.headers.__setitem__("x-moto-account-id", prod)
+    )
+    member_iam.put_role_policy(
+        RoleName="OrganizationAccountAccessRole",
+        PolicyName="read",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ORG_READ_ACTIONS, "Resource": "*"}]}),
+    )
+    out["member_role_arn"] = f"arn:aws:iam::{prod}:role/OrganizationAccountAccessRole"
+
+    reader = iam.create_user(UserName="baton-org-reader")["User"]
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ORG_READ_ACTIONS + ["sts:AssumeRole"], "Resource": "*"}]})
+    iam.put_user_policy(UserName="baton-org-reader", PolicyName="read", PolicyDocument=policy)
+    key = iam.create_access_key(UserName="baton-org-reader")["AccessKey"]
+    out["reader"] = {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]}
+    out["users"]["baton-org-reader"] = reader["Arn"]
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--scenario", choices=["iam", "scale"], default="iam")
+    ap.add_argument("--scenario", choices=["iam", "org", "scale"], default="iam")
     ap.add_argument("--users", type=int, default=1000)
     ap.add_argument("--groups", type=int, default=100)
     ap.add_argument("--roles", type=int, default=300)
@@ -212,6 +378,7 @@ def main():
     ap.add_argument("--max-page", type=int, default=1000, help="IAM list pages hold at most this many items")
     args = ap.parse_args()
     paginate_like_aws(args.max_page)
+    identity_center_like_aws()
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -224,6 +391,8 @@ def main():
     out = {"endpoint": endpoint, "account_id": ACCOUNT, "users": {}, "unique_ids": {}}
     if args.scenario == "iam":
         seed_iam(iam, out)
+    elif args.scenario == "org":
+        seed_org(endpoint, iam, out)
     else:
         seed_scale(iam, out, args.users, args.groups, args.roles)
     if not args.no_auth:

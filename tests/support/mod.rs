@@ -79,6 +79,22 @@ impl Emulator {
         EMU.get_or_init(|| Emulator::start(&["--scenario", "iam"]))
     }
 
+    /// An Organization with Identity Center, shared by the read-only tests of this binary.
+    pub fn shared_org() -> &'static Emulator {
+        static EMU: OnceLock<Emulator> = OnceLock::new();
+        EMU.get_or_init(|| Emulator::start(&["--scenario", "org"]))
+    }
+
+    pub fn str(&self, path: &[&str]) -> String {
+        let mut v = &self.info;
+        for p in path {
+            v = &v[*p];
+        }
+        v.as_str()
+            .unwrap_or_else(|| panic!("no {path:?} in the emulator's details"))
+            .to_string()
+    }
+
     pub fn endpoint(&self) -> &str {
         self.info["endpoint"].as_str().expect("endpoint")
     }

@@ -1,14 +1,16 @@
-//! Sends signed AWS calls with retries.
+//! Sends signed AWS calls with retries, in the Query (IAM, STS) and JSON 1.1 (Identity
+//! Store, SSO Admin, Organizations) protocols.
 
-use super::endpoints::{Endpoints, Service};
+use super::endpoints::{Endpoints, Protocol, Service};
 use super::errors::{AwsError, ErrorKind};
-use super::query;
 use super::retry::RetryPolicy;
+use super::{json, query};
 use crate::model::{CredentialScope, Credentials, LogLevel};
-use crate::platform::{HttpRequest, Platform, TransportError};
+use crate::platform::{HttpRequest, HttpResponse, Platform, TransportError};
 use crate::sigv4::sign_request;
 use crate::xml::Element;
-use std::time::{Duration, SystemTime};
+use serde_json::Value;
+use std::time::SystemTime;
 
 pub struct AwsClient<'a, P: Platform> {
     pub platform: &'a P,
@@ -27,6 +29,16 @@ impl<'a, P: Platform> AwsClient<'a, P> {
         }
     }
 
+    /// The same client acting with another scope's credentials (a member account).
+    pub fn with_scope(&self, scope: CredentialScope) -> AwsClient<'a, P> {
+        AwsClient {
+            platform: self.platform,
+            endpoints: self.endpoints,
+            scope,
+            retry: self.retry,
+        }
+    }
+
     /// One Query-protocol call; returns its `<Action>Result` element.
     pub fn query(
         &self,
@@ -34,21 +46,38 @@ impl<'a, P: Platform> AwsClient<'a, P> {
         action: &str,
         params: &[(String, String)],
     ) -> Result<Element, AwsError> {
-        let operation = format!("{}:{action}", service.action_prefix());
         let body = query::encode_body(action, service.api_version(), params).into_bytes();
+        self.call(service, action, &body, |operation, response| {
+            query::parse_response(operation, action, response.status, &response.body)
+        })
+    }
+
+    /// One JSON 1.1 call; returns the response object.
+    pub fn json(&self, service: Service, action: &str, input: &Value) -> Result<Value, AwsError> {
+        let body = serde_json::to_vec(input).expect("JSON values serialise");
+        self.call(service, action, &body, json::parse_response)
+    }
+
+    /// Signs, sends and retries one call: throttling and transient failures with backoff,
+    /// expired session credentials once after asking the host for fresh ones.
+    fn call<T>(
+        &self,
+        service: Service,
+        action: &str,
+        body: &[u8],
+        parse: impl Fn(&str, &HttpResponse) -> Result<T, AwsError>,
+    ) -> Result<T, AwsError> {
+        let operation = format!("{}:{action}", service.action_prefix());
         let mut refresh = false;
         let mut attempt = 1;
         loop {
-            let result = self
-                .send_once(service, &operation, &body, refresh)
-                .and_then(|(status, body)| {
-                    query::parse_response(&operation, action, status, &body)
-                });
-            let err = match result {
-                Ok(el) => return Ok(el),
+            let err = match self.send_once(service, action, &operation, body, refresh) {
+                Ok(response) => match parse(&operation, &response) {
+                    Ok(v) => return Ok(v),
+                    Err(e) => with_response_headers(e, &response),
+                },
                 Err(e) => e,
             };
-            // Expired session credentials: ask the host for fresh ones, once.
             if err.kind == ErrorKind::ExpiredCredentials && !refresh {
                 refresh = true;
                 continue;
@@ -71,10 +100,11 @@ impl<'a, P: Platform> AwsClient<'a, P> {
     fn send_once(
         &self,
         service: Service,
+        action: &str,
         operation: &str,
         body: &[u8],
         refresh: bool,
-    ) -> Result<(u16, Vec<u8>), AwsError> {
+    ) -> Result<HttpResponse, AwsError> {
         let credentials = self
             .platform
             .credentials(&self.scope, refresh)
@@ -87,55 +117,67 @@ impl<'a, P: Platform> AwsClient<'a, P> {
                 )
                 .with_kind(ErrorKind::Fatal)
             })?;
-        let request = build_query_request(
+        let request = build_request(
             self.endpoints,
             service,
+            action,
             operation,
             body,
             &credentials,
             self.platform.now(),
         )?;
-        let response = self
-            .platform
+        self.platform
             .send(&request)
-            .map_err(|e| transport_error(operation, &request, e))?;
-        if !(200..300).contains(&response.status) {
-            let mut err = query::parse_error(
-                operation,
-                response.status,
-                &String::from_utf8_lossy(&response.body),
-            );
-            err.retry_after = response
-                .header("x-amz-retry-after")
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_millis);
-            if err.request_id.is_none() {
-                err.request_id = response.header("x-amzn-requestid").map(str::to_string);
-            }
-            return Err(err);
-        }
-        Ok((response.status, response.body))
+            .map_err(|e| transport_error(operation, &request, e))
     }
 }
 
-/// A signed Query-protocol request, ready to send.
-pub fn build_query_request(
+/// Fills what an error body lacks from the response headers.
+fn with_response_headers(mut err: AwsError, response: &HttpResponse) -> AwsError {
+    if err.retry_after.is_none() {
+        err.retry_after = response
+            .header("x-amz-retry-after")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(std::time::Duration::from_millis);
+    }
+    if err.request_id.is_none() {
+        err.request_id = response.header("x-amzn-requestid").map(str::to_string);
+    }
+    err
+}
+
+/// A signed request in the service's protocol, ready to send.
+pub fn build_request(
     endpoints: &Endpoints,
     service: Service,
+    action: &str,
     operation: &str,
     body: &[u8],
     credentials: &Credentials,
     now: SystemTime,
 ) -> Result<HttpRequest, AwsError> {
     let target = endpoints.target(service);
+    let headers = match service.protocol() {
+        Protocol::Query => vec![(
+            "content-type".to_string(),
+            "application/x-www-form-urlencoded; charset=utf-8".to_string(),
+        )],
+        Protocol::Json { target_prefix } => vec![
+            (
+                "content-type".to_string(),
+                "application/x-amz-json-1.1".to_string(),
+            ),
+            (
+                "x-amz-target".to_string(),
+                format!("{target_prefix}.{action}"),
+            ),
+        ],
+    };
     let mut request = HttpRequest {
         scheme: target.scheme,
         authority: target.authority,
         path: "/".into(),
-        headers: vec![(
-            "content-type".into(),
-            "application/x-www-form-urlencoded; charset=utf-8".into(),
-        )],
+        headers,
         body: body.to_vec(),
     };
     sign_request(

@@ -6,14 +6,26 @@ use crate::platform::Scheme;
 pub enum Service {
     Iam,
     Sts,
+    IdentityStore,
+    SsoAdmin,
+    Organizations,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Query,
+    Json { target_prefix: &'static str },
 }
 
 impl Service {
-    /// The SigV4 signing name.
+    /// The SigV4 signing name (SSO Admin signs as `sso`, not `sso-admin`).
     pub fn signing_name(self) -> &'static str {
         match self {
             Service::Iam => "iam",
             Service::Sts => "sts",
+            Service::IdentityStore => "identitystore",
+            Service::SsoAdmin => "sso",
+            Service::Organizations => "organizations",
         }
     }
 
@@ -26,6 +38,24 @@ impl Service {
         match self {
             Service::Iam => "2010-05-08",
             Service::Sts => "2011-06-15",
+            Service::IdentityStore => "2020-06-15",
+            Service::SsoAdmin => "2020-07-20",
+            Service::Organizations => "2016-11-28",
+        }
+    }
+
+    pub fn protocol(self) -> Protocol {
+        match self {
+            Service::Iam | Service::Sts => Protocol::Query,
+            Service::IdentityStore => Protocol::Json {
+                target_prefix: "AWSIdentityStore",
+            },
+            Service::SsoAdmin => Protocol::Json {
+                target_prefix: "SWBExternalService",
+            },
+            Service::Organizations => Protocol::Json {
+                target_prefix: "AWSOrganizationsV20161128",
+            },
         }
     }
 }
@@ -36,6 +66,8 @@ impl Service {
 pub struct Endpoints {
     /// Region for regional global-account services (STS).
     pub region: String,
+    /// Region of the IAM Identity Center instance (Identity Store, SSO Admin).
+    pub sso_region: String,
     pub override_url: Option<(Scheme, String)>,
 }
 
@@ -46,10 +78,11 @@ pub struct Target {
 }
 
 impl Endpoints {
-    pub fn new(region: &str, override_url: Option<&str>) -> Result<Self, String> {
+    pub fn new(region: &str, sso_region: &str, override_url: Option<&str>) -> Result<Self, String> {
         let override_url = override_url.map(parse_endpoint_url).transpose()?;
         Ok(Endpoints {
             region: region.to_string(),
+            sso_region: sso_region.to_string(),
             override_url,
         })
     }
@@ -60,6 +93,19 @@ impl Endpoints {
             Service::Sts => (
                 format!("sts.{}.amazonaws.com", self.region),
                 self.region.clone(),
+            ),
+            Service::IdentityStore => (
+                format!("identitystore.{}.amazonaws.com", self.sso_region),
+                self.sso_region.clone(),
+            ),
+            Service::SsoAdmin => (
+                format!("sso.{}.amazonaws.com", self.sso_region),
+                self.sso_region.clone(),
+            ),
+            // Organizations is global; its endpoint and quotas live in us-east-1.
+            Service::Organizations => (
+                "organizations.us-east-1.amazonaws.com".to_string(),
+                "us-east-1".to_string(),
             ),
         };
         match &self.override_url {
@@ -120,7 +166,7 @@ mod tests {
 
     #[test]
     fn aws_endpoints_by_default() {
-        let e = Endpoints::new("eu-west-1", None).unwrap();
+        let e = Endpoints::new("eu-west-1", "eu-central-1", None).unwrap();
         let iam = e.target(Service::Iam);
         assert_eq!(iam.authority, "iam.amazonaws.com");
         assert_eq!(iam.signing_region, "us-east-1");
@@ -128,11 +174,23 @@ mod tests {
         assert_eq!(sts.authority, "sts.eu-west-1.amazonaws.com");
         assert_eq!(sts.signing_region, "eu-west-1");
         assert_eq!(sts.scheme, Scheme::Https);
+        let sso = e.target(Service::SsoAdmin);
+        assert_eq!(
+            (sso.authority.as_str(), sso.signing_region.as_str()),
+            ("sso.eu-central-1.amazonaws.com", "eu-central-1")
+        );
+        assert_eq!(Service::SsoAdmin.signing_name(), "sso");
+        let orgs = e.target(Service::Organizations);
+        assert_eq!(
+            (orgs.authority.as_str(), orgs.signing_region.as_str()),
+            ("organizations.us-east-1.amazonaws.com", "us-east-1")
+        );
     }
 
     #[test]
     fn override_sends_everything_to_one_place_but_signs_per_service() {
-        let e = Endpoints::new("eu-west-1", Some("http://127.0.0.1:5000/")).unwrap();
+        let e =
+            Endpoints::new("eu-west-1", "eu-central-1", Some("http://127.0.0.1:5000/")).unwrap();
         let iam = e.target(Service::Iam);
         assert_eq!(
             (iam.scheme, iam.authority.as_str()),

@@ -3,6 +3,7 @@
 pub mod client;
 pub mod endpoints;
 pub mod errors;
+pub mod json;
 pub mod query;
 pub mod retry;
 

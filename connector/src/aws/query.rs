@@ -77,7 +77,7 @@ pub fn parse_error(operation: &str, status: u16, text: &str) -> AwsError {
     err
 }
 
-fn malformed(operation: &str, status: u16, why: &str) -> AwsError {
+pub fn malformed(operation: &str, status: u16, why: &str) -> AwsError {
     AwsError::new(
         operation,
         status,

@@ -1,0 +1,375 @@
+//! Reads Identity Center and Organizations through their JSON APIs, at the largest page
+//! sizes they allow (Identity Store and SSO Admin 100, Organizations 20).
+
+use crate::aws::json::for_each_page;
+use crate::aws::{AwsClient, AwsError, ErrorKind, Service};
+use crate::model::ConnectorError;
+use crate::platform::Platform;
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    pub arn: String,
+    pub identity_store_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SsoUser {
+    pub user_id: String,
+    pub user_name: String,
+    pub display_name: String,
+    pub emails: Vec<String>,
+    /// `ENABLED`, `DISABLED`, or absent.
+    pub status: Option<String>,
+    /// `(issuer, id)` pairs.
+    pub external_ids: Vec<(String, String)>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SsoGroup {
+    pub group_id: String,
+    pub display_name: String,
+    pub description: Option<String>,
+    pub external_ids: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Membership {
+    pub membership_id: String,
+    pub user_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PermissionSet {
+    pub arn: String,
+    pub name: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Account {
+    pub id: String,
+    pub arn: String,
+    pub name: String,
+    pub email: String,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    /// `USER` or `GROUP`.
+    pub principal_type: String,
+    pub principal_id: String,
+}
+
+fn s(v: &Value, key: &str) -> String {
+    v.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn opt(v: &Value, key: &str) -> Option<String> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+}
+
+fn items<'v>(page: &'v Value, key: &str) -> impl Iterator<Item = &'v Value> {
+    page.get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+/// Calls a list operation through all its pages.
+fn list<P: Platform>(
+    client: &AwsClient<P>,
+    service: Service,
+    action: &str,
+    input: Value,
+    page_size: u32,
+    mut on_page: impl FnMut(&Value),
+) -> Result<(), AwsError> {
+    let operation = format!("{}:{action}", service.action_prefix());
+    for_each_page(
+        &operation,
+        |token| {
+            let mut body = input.clone();
+            body["MaxResults"] = json!(page_size);
+            if let Some(t) = token {
+                body["NextToken"] = json!(t);
+            }
+            client.json(service, action, &body)
+        },
+        |page| {
+            on_page(page);
+            Ok(())
+        },
+    )
+}
+
+/// The Identity Center instance. AWS allows one per organization; a region without one
+/// usually means the region setting is wrong.
+pub fn instance<P: Platform>(
+    client: &AwsClient<P>,
+    region: &str,
+) -> Result<Instance, ConnectorError> {
+    let mut found = Vec::new();
+    list(
+        client,
+        Service::SsoAdmin,
+        "ListInstances",
+        json!({}),
+        100,
+        |page| {
+            for i in items(page, "Instances") {
+                found.push(Instance {
+                    arn: s(i, "InstanceArn"),
+                    identity_store_id: s(i, "IdentityStoreId"),
+                });
+            }
+        },
+    )?;
+    found.into_iter().find(|i| !i.arn.is_empty() && !i.identity_store_id.is_empty()).ok_or_else(|| {
+        ConnectorError::invalid_config(
+            "BATON_GLOBAL_AWS_SSO_REGION",
+            format!(
+                "no IAM Identity Center instance in {region}; set it to the region shown in the IAM Identity Center console's settings, or unset BATON_GLOBAL_AWS_SSO_ENABLED"
+            ),
+        )
+    })
+}
+
+fn external_ids(v: &Value) -> Vec<(String, String)> {
+    items(v, "ExternalIds")
+        .map(|e| (s(e, "Issuer"), s(e, "Id")))
+        .collect()
+}
+
+pub fn users<P: Platform>(client: &AwsClient<P>, store: &str) -> Result<Vec<SsoUser>, AwsError> {
+    let mut out = Vec::new();
+    list(
+        client,
+        Service::IdentityStore,
+        "ListUsers",
+        json!({"IdentityStoreId": store}),
+        100,
+        |page| {
+            for u in items(page, "Users") {
+                out.push(SsoUser {
+                    user_id: s(u, "UserId"),
+                    user_name: s(u, "UserName"),
+                    display_name: s(u, "DisplayName"),
+                    emails: items(u, "Emails").filter_map(|e| opt(e, "Value")).collect(),
+                    status: opt(u, "UserStatus"),
+                    external_ids: external_ids(u),
+                    given_name: u.get("Name").and_then(|n| opt(n, "GivenName")),
+                    family_name: u.get("Name").and_then(|n| opt(n, "FamilyName")),
+                });
+            }
+        },
+    )?;
+    Ok(out)
+}
+
+pub fn groups<P: Platform>(client: &AwsClient<P>, store: &str) -> Result<Vec<SsoGroup>, AwsError> {
+    let mut out = Vec::new();
+    list(
+        client,
+        Service::IdentityStore,
+        "ListGroups",
+        json!({"IdentityStoreId": store}),
+        100,
+        |page| {
+            for g in items(page, "Groups") {
+                out.push(SsoGroup {
+                    group_id: s(g, "GroupId"),
+                    display_name: s(g, "DisplayName"),
+                    description: opt(g, "Description"),
+                    external_ids: external_ids(g),
+                });
+            }
+        },
+    )?;
+    Ok(out)
+}
+
+/// Members of a group that are users (groups cannot nest in Identity Store today).
+pub fn memberships<P: Platform>(
+    client: &AwsClient<P>,
+    store: &str,
+    group_id: &str,
+) -> Result<Vec<Membership>, AwsError> {
+    let mut out = Vec::new();
+    let input = json!({"IdentityStoreId": store, "GroupId": group_id});
+    list(
+        client,
+        Service::IdentityStore,
+        "ListGroupMemberships",
+        input,
+        100,
+        |page| {
+            for m in items(page, "GroupMemberships") {
+                if let Some(user_id) = m.get("MemberId").and_then(|id| opt(id, "UserId")) {
+                    out.push(Membership {
+                        membership_id: s(m, "MembershipId"),
+                        user_id,
+                    });
+                }
+            }
+        },
+    )?;
+    Ok(out)
+}
+
+pub fn permission_sets<P: Platform>(
+    client: &AwsClient<P>,
+    instance: &Instance,
+) -> Result<Vec<PermissionSet>, AwsError> {
+    let mut arns = Vec::new();
+    list(
+        client,
+        Service::SsoAdmin,
+        "ListPermissionSets",
+        json!({"InstanceArn": instance.arn}),
+        100,
+        |page| {
+            arns.extend(
+                items(page, "PermissionSets")
+                    .filter_map(Value::as_str)
+                    .map(str::to_string),
+            );
+        },
+    )?;
+    arns.into_iter()
+        .map(|arn| {
+            let out = client.json(
+                Service::SsoAdmin,
+                "DescribePermissionSet",
+                &json!({"InstanceArn": instance.arn, "PermissionSetArn": arn}),
+            )?;
+            let ps = out.get("PermissionSet").cloned().unwrap_or_default();
+            Ok(PermissionSet {
+                name: s(&ps, "Name"),
+                description: s(&ps, "Description"),
+                arn,
+            })
+        })
+        .collect()
+}
+
+pub fn provisioned_to<P: Platform>(
+    client: &AwsClient<P>,
+    instance: &Instance,
+    account: &str,
+) -> Result<Vec<String>, AwsError> {
+    let mut arns = Vec::new();
+    let input = json!({"InstanceArn": instance.arn, "AccountId": account});
+    list(
+        client,
+        Service::SsoAdmin,
+        "ListPermissionSetsProvisionedToAccount",
+        input,
+        100,
+        |page| {
+            arns.extend(
+                items(page, "PermissionSets")
+                    .filter_map(Value::as_str)
+                    .map(str::to_string),
+            );
+        },
+    )?;
+    Ok(arns)
+}
+
+pub fn assignments<P: Platform>(
+    client: &AwsClient<P>,
+    instance: &Instance,
+    account: &str,
+    permission_set: &str,
+) -> Result<Vec<Assignment>, AwsError> {
+    let mut out = Vec::new();
+    let input = json!({"InstanceArn": instance.arn, "AccountId": account, "PermissionSetArn": permission_set});
+    list(
+        client,
+        Service::SsoAdmin,
+        "ListAccountAssignments",
+        input,
+        100,
+        |page| {
+            for a in items(page, "AccountAssignments") {
+                out.push(Assignment {
+                    principal_type: s(a, "PrincipalType"),
+                    principal_id: s(a, "PrincipalId"),
+                });
+            }
+        },
+    )?;
+    Ok(out)
+}
+
+pub fn accounts<P: Platform>(client: &AwsClient<P>) -> Result<Vec<Account>, AwsError> {
+    let mut out = Vec::new();
+    list(
+        client,
+        Service::Organizations,
+        "ListAccounts",
+        json!({}),
+        20,
+        |page| {
+            for a in items(page, "Accounts") {
+                // `Status` is being retired in favour of `State`; read the new field first.
+                let state = opt(a, "State")
+                    .or_else(|| opt(a, "Status"))
+                    .unwrap_or_default();
+                out.push(Account {
+                    id: s(a, "Id"),
+                    arn: s(a, "Arn"),
+                    name: s(a, "Name"),
+                    email: s(a, "Email"),
+                    active: state == "ACTIVE",
+                });
+            }
+        },
+    )?;
+    Ok(out)
+}
+
+/// Organizations can only be read from the management account (or a delegated
+/// administrator); say so plainly instead of failing later with a 400.
+pub fn check_management<P: Platform>(
+    client: &AwsClient<P>,
+    caller_account: &str,
+) -> Result<String, ConnectorError> {
+    let setting = "BATON_GLOBAL_AWS_ORGS_ENABLED";
+    let org = match client.json(Service::Organizations, "DescribeOrganization", &json!({})) {
+        Ok(v) => v,
+        Err(e) if e.code == "AWSOrganizationsNotInUseException" => {
+            return Err(ConnectorError::invalid_config(
+                setting,
+                format!("account {caller_account} is not in an AWS Organization; unset {setting} or use the organization's management account"),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let org = org.get("Organization").cloned().unwrap_or_default();
+    let management = s(&org, "MasterAccountId");
+    if management.is_empty() || management == caller_account {
+        return Ok(s(&org, "Id"));
+    }
+    // A delegated administrator may list accounts from a member account; others may not.
+    match client.json(Service::Organizations, "ListAccounts", &json!({"MaxResults": 1})) {
+        Ok(_) => Ok(s(&org, "Id")),
+        Err(e) if e.kind == ErrorKind::AccessDenied => Err(ConnectorError::invalid_config(
+            setting,
+            format!(
+                "the connector's role is in member account {caller_account}, but Organizations can only be read from the management account {management} (or a delegated administrator): create the role in account {management}"
+            ),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}

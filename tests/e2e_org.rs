@@ -1,0 +1,227 @@
+//! End to end with Organizations and Identity Center on: accounts, permission sets,
+//! Identity Store users, groups, memberships and assignments, read back from the `.c1z`.
+
+mod support;
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use support::*;
+
+fn env(emu: &Emulator) -> Vec<(&'static str, String)> {
+    let (key, secret) = emu.keys("reader");
+    vec![
+        ("BATON_GLOBAL_ACCESS_KEY_ID", key),
+        ("BATON_GLOBAL_SECRET_ACCESS_KEY", secret),
+        ("BATON_GLOBAL_AWS_ORGS_ENABLED", "true".into()),
+        ("BATON_GLOBAL_AWS_SSO_ENABLED", "true".into()),
+    ]
+}
+
+fn run(
+    emu: &Emulator,
+    file: &std::path::Path,
+    extra: &[(&'static str, String)],
+) -> std::process::Output {
+    let mut vars = env(emu);
+    vars.extend(extra.iter().cloned());
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    host(
+        &[
+            "run",
+            component().to_str().unwrap(),
+            "-f",
+            file.to_str().unwrap(),
+            "--endpoint-url",
+            emu.endpoint(),
+            "-o",
+            "json",
+        ],
+        &vars,
+    )
+}
+
+#[test]
+fn organization_and_identity_center_sync_writes_exact_ids() {
+    let emu = Emulator::shared_org();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sync.c1z");
+    let out = run(emu, &file, &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let summary: Value = serde_json::from_str(&stdout).unwrap();
+
+    let store = emu.str(&["identity_store_id"]);
+    let region = emu.str(&["sso_region"]);
+    let user = |n: &str| {
+        format!(
+            "arn:aws:identitystore:{region}::{store}/user/{}",
+            emu.str(&["sso_users", n])
+        )
+    };
+    let group = |n: &str| {
+        format!(
+            "arn:aws:identitystore:{region}::{store}/group/{}",
+            emu.str(&["sso_groups", n])
+        )
+    };
+    let account = |n: &str| emu.str(&["accounts", n]);
+    let ps = |n: &str| emu.str(&["permission_sets", n]);
+    let users = [
+        "ann@example.com",
+        "ben@example.com",
+        "cat@example.com",
+        "dan",
+        "eve@example.com",
+    ];
+    let groups = ["Admins", "Developers", "Nobody"];
+    let active = ["management", "prod", "staging", "dev", "sandbox", "audit"];
+    let sets = ["AdministratorAccess", "ReadOnly", "Billing"];
+
+    let mut resources = set([format!("iam_user:{}", emu.user_arn("baton-org-reader"))]);
+    resources.extend(users.iter().map(|u| format!("sso_user:{}", user(u))));
+    resources.extend(groups.iter().map(|g| format!("sso_group:{}", group(g))));
+    // The closed account is not synced.
+    resources.extend(active.iter().map(|a| format!("account:{}", account(a))));
+    let mut entitlements = set(groups
+        .iter()
+        .map(|g| format!("sso_group:{}:member", group(g))));
+    for a in active {
+        // Every permission set, Billing (assigned nowhere) included, may be requested anywhere.
+        entitlements.extend(sets.iter().map(|p| format!("{}|{}", account(a), ps(p))));
+    }
+
+    let membership = |g: &str, u: &str| emu.str(&["memberships", &format!("{g}/{u}")]);
+    let direct_user =
+        |a: &str, p: &str, u: &str| format!("grant:sso_user:{}:{}|{}", user(u), account(a), ps(p));
+    let direct_group = |a: &str, p: &str, g: &str| {
+        format!("grant:sso_group:{}:{}|{}", group(g), account(a), ps(p))
+    };
+    let expanded =
+        |a: &str, p: &str, u: &str| format!("{}|{}:sso_user:{}", account(a), ps(p), user(u));
+    let direct = set([
+        membership("Admins", "ann@example.com"),
+        membership("Admins", "ben@example.com"),
+        membership("Developers", "ben@example.com"),
+        membership("Developers", "cat@example.com"),
+        membership("Developers", "dan"),
+        direct_group("prod", "AdministratorAccess", "Admins"),
+        direct_group("prod", "ReadOnly", "Developers"),
+        direct_user("prod", "AdministratorAccess", "ben@example.com"),
+        direct_group("staging", "AdministratorAccess", "Developers"),
+        direct_user("dev", "ReadOnly", "dan"),
+        direct_user("management", "ReadOnly", "ann@example.com"),
+        direct_group("audit", "ReadOnly", "Nobody"),
+    ]);
+    // Members of assigned groups hold the account grant too; ben, also assigned directly,
+    // keeps his direct grant (now with both sources) rather than getting a second one.
+    let want_expanded = set([
+        expanded("prod", "AdministratorAccess", "ann@example.com"),
+        expanded("prod", "ReadOnly", "ben@example.com"),
+        expanded("prod", "ReadOnly", "cat@example.com"),
+        expanded("prod", "ReadOnly", "dan"),
+        expanded("staging", "AdministratorAccess", "ben@example.com"),
+        expanded("staging", "AdministratorAccess", "cat@example.com"),
+        expanded("staging", "AdministratorAccess", "dan"),
+    ]);
+
+    let c1z = C1z::open(&file);
+    assert_eq!(c1z.resources(), resources);
+    assert_eq!(c1z.entitlements(), entitlements);
+    assert_eq!(
+        c1z.grants(),
+        direct
+            .union(&want_expanded)
+            .cloned()
+            .collect::<BTreeSet<_>>()
+    );
+    let synthesised = c1z.ids("select external_id from v1_grants where sync_id = ?1 and instr(data, cast('GrantImmutable' as blob)) > 0");
+    assert_eq!(synthesised, want_expanded);
+    assert_eq!(
+        summary["expanded_grants_updated"], 1,
+        "ben's direct grant gained the group as a source"
+    );
+
+    // No (account, permission set) call for pairs with nothing provisioned: six accounts,
+    // six assigned pairs.
+    let calls = &summary["aws_calls_by_operation"];
+    assert_eq!(calls["sso:ListPermissionSetsProvisionedToAccount"], 6);
+    assert_eq!(calls["sso:ListAccountAssignments"], 6);
+    assert_eq!(calls["identitystore:ListGroupMemberships"], 3);
+    assert_eq!(calls["sso:DescribePermissionSet"], 3);
+
+    // Users' status comes from the Identity Store.
+    let listed = host(
+        &[
+            "resources",
+            "-f",
+            file.to_str().unwrap(),
+            "-t",
+            "sso_user",
+            "-o",
+            "json",
+        ],
+        &[],
+    );
+    let listed: Vec<Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    let disabled: BTreeSet<String> = listed
+        .iter()
+        .filter(|u| u["status"] == "disabled")
+        .map(|u| u["display_name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        disabled,
+        set(["cat@example.com".to_string(), "eve@example.com".to_string()])
+    );
+    assert!(listed
+        .iter()
+        .filter(|u| u["status"] != "disabled")
+        .all(|u| u["status"] == "enabled"));
+
+    // `host grants -t account` lists the account grants, expanded ones included.
+    let out = host(
+        &["grants", "-f", file.to_str().unwrap(), "-t", "account"],
+        &[],
+    );
+    let (table, _) = text(&out);
+    assert_eq!(table.lines().count(), 2 + 7 + 7, "{table}");
+    assert!(
+        table.contains("prod")
+            && table.contains("ben@example.com (sso_user)")
+            && table.contains("Admins (sso_group)"),
+        "{table}"
+    );
+}
+
+#[test]
+fn identity_center_and_organizations_errors_say_what_to_fix() {
+    let emu = Emulator::shared_org();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sync.c1z");
+
+    // Identity Center lives in one region; another region has no instance.
+    let out = run(
+        emu,
+        &file,
+        &[("BATON_GLOBAL_AWS_SSO_REGION", "eu-west-1".into())],
+    );
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("invalid setting BATON_GLOBAL_AWS_SSO_REGION: no IAM Identity Center instance in eu-west-1"), "{stderr}");
+
+    // Organizations enabled with a role in a member account.
+    let member_role = emu.str(&["member_role_arn"]);
+    let prod = emu.str(&["accounts", "prod"]);
+    let out = run(emu, &file, &[("BATON_ROLE_ARN", member_role)]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("invalid setting BATON_GLOBAL_AWS_ORGS_ENABLED"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("member account {prod}"))
+            && stderr.contains("create the role in account 123456789012"),
+        "{stderr}"
+    );
+    assert!(!file.exists());
+}
