@@ -225,3 +225,71 @@ fn identity_center_and_organizations_errors_say_what_to_fix() {
     );
     assert!(!file.exists());
 }
+
+#[test]
+fn scim_status_overrides_the_identity_store_and_a_wrong_token_is_named() {
+    let emu = Emulator::shared_org();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sync.c1z");
+    let scim = [
+        ("BATON_SCIM_ENABLED", "true".to_string()),
+        ("BATON_SCIM_ENDPOINT", emu.str(&["scim_endpoint"])),
+        ("BATON_SCIM_TOKEN", emu.str(&["scim_token"])),
+    ];
+    let out = run(emu, &file, &scim);
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let listed = host(
+        &[
+            "resources",
+            "-f",
+            file.to_str().unwrap(),
+            "-t",
+            "sso_user",
+            "-o",
+            "json",
+        ],
+        &[],
+    );
+    let listed: Vec<Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    let disabled: BTreeSet<String> = listed
+        .iter()
+        .filter(|u| u["status"] == "disabled")
+        .map(|u| u["display_name"].as_str().unwrap().to_string())
+        .collect();
+    // dan is enabled in the Identity Store but inactive in SCIM: SCIM wins.
+    assert_eq!(
+        disabled,
+        set(["cat@example.com", "dan", "eve@example.com"].map(String::from))
+    );
+
+    let wrong_token = "not-the-scim-token-but-a-secret-all-the-same";
+    let out = run(
+        emu,
+        &dir.path().join("other.c1z"),
+        &[
+            scim[0].clone(),
+            scim[1].clone(),
+            ("BATON_SCIM_TOKEN", wrong_token.to_string()),
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("invalid setting BATON_SCIM_TOKEN") && stderr.contains("401"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(wrong_token) && !stdout.contains(wrong_token),
+        "the token is never printed"
+    );
+    assert!(!dir.path().join("other.c1z").exists());
+
+    // SCIM without a token, or with -s, is refused before any call.
+    let out = run(emu, &dir.path().join("other.c1z"), &scim[..2]);
+    assert!(
+        text(&out).1.contains("BATON_SCIM_TOKEN"),
+        "{}",
+        text(&out).1
+    );
+}

@@ -6,6 +6,7 @@ use crate::iam::mapping::{self, IamIndex};
 use crate::model::*;
 use crate::platform::Platform;
 use crate::resource_types::{self, ACCOUNT, GROUP, IAM_USER, ROLE, SSO_GROUP, SSO_USER};
+use crate::scim;
 use crate::settings::{self, Config};
 use crate::sso::fetch::{self, Account, Instance, PermissionSet, SsoGroup, SsoUser};
 use crate::sso::mapping as sso_mapping;
@@ -54,6 +55,12 @@ pub fn metadata() -> Metadata {
                 ],
                 description: "Read Identity Center users, groups, memberships, permission sets and account assignments",
             },
+            Capability {
+                name: "sync-scim-status",
+                enabled_by: Some("scim-enabled"),
+                permissions: vec![],
+                description: "Read SSO users' status from the Identity Center SCIM API (bearer token, no IAM permission)",
+            },
         ],
         settings: settings::specs(),
         outbound_hosts: vec![
@@ -62,6 +69,7 @@ pub fn metadata() -> Metadata {
             "identitystore.*.amazonaws.com".into(),
             "sso.*.amazonaws.com".into(),
             "organizations.us-east-1.amazonaws.com".into(),
+            "scim.*.amazonaws.com".into(),
         ],
     }
 }
@@ -127,8 +135,14 @@ impl Connector {
         if config.sso_enabled {
             services.extend([Service::SsoAdmin, Service::IdentityStore]);
         }
+        let mut outbound_hosts = endpoints.authorities(&services);
+        if let Some(url) = &config.scim_endpoint {
+            let (_, authority, _) = scim::parse_endpoint(url)
+                .map_err(|e| ConnectorError::invalid_config("BATON_SCIM_ENDPOINT", e))?;
+            outbound_hosts.push(authority);
+        }
         let configured = Configured {
-            outbound_hosts: endpoints.authorities(&services),
+            outbound_hosts,
             resource_types: resource_types::enabled(config.orgs_enabled, config.sso_enabled),
         };
         Ok((
@@ -211,9 +225,15 @@ impl Connector {
             SSO_USER if self.config.sso_enabled => {
                 let store = self.instance(platform)?.identity_store_id;
                 let region = &self.config.sso_region;
+                let scim = self.scim_status(platform)?;
                 self.sso_users(platform)?
                     .iter()
-                    .map(|u| sso_mapping::user_resource(region, &store, u, None))
+                    .map(|u| {
+                        let active = scim
+                            .as_ref()
+                            .and_then(|s| s.active(&u.user_id, &u.user_name));
+                        sso_mapping::user_resource(region, &store, u, active)
+                    })
                     .collect()
             }
             SSO_GROUP if self.config.sso_enabled => {
@@ -296,6 +316,26 @@ impl Connector {
         let instance = fetch::instance(&self.client(platform), &self.config.sso_region)?;
         self.sso.borrow_mut().instance = Some(instance.clone());
         Ok(instance)
+    }
+
+    /// Users' `active` flag from SCIM, when SCIM status is on.
+    fn scim_status<P: Platform>(
+        &self,
+        platform: &P,
+    ) -> Result<Option<scim::ScimStatus>, ConnectorError> {
+        let Some(endpoint) = &self.config.scim_endpoint else {
+            return Ok(None);
+        };
+        let token = platform
+            .secret("scim-token")
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ConnectorError::invalid_config(
+                    "BATON_SCIM_TOKEN",
+                    "BATON_SCIM_ENABLED is true but no SCIM access token is set",
+                )
+            })?;
+        scim::statuses(platform, endpoint, &token).map(Some)
     }
 
     fn sso_users<P: Platform>(&self, platform: &P) -> Result<Rc<Vec<SsoUser>>, ConnectorError> {

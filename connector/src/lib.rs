@@ -7,6 +7,7 @@ pub mod iam;
 pub mod model;
 pub mod platform;
 pub mod resource_types;
+pub mod scim;
 pub mod settings;
 pub mod sigv4;
 pub mod sso;

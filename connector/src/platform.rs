@@ -13,6 +13,8 @@ pub enum Scheme {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRequest {
+    /// `POST` for AWS APIs, `GET` for SCIM.
+    pub method: &'static str,
     pub scheme: Scheme,
     /// `host` or `host:port`, exactly as signed and sent.
     pub authority: String,
@@ -80,6 +82,8 @@ pub trait Platform {
     /// A random number for backoff jitter.
     fn random(&self) -> u64;
     fn log(&self, level: LogLevel, message: &str);
+    /// A secret setting the host holds (e.g. the SCIM token).
+    fn secret(&self, name: &str) -> Option<String>;
     fn cache_get(&self, key: &str) -> Option<Vec<u8>>;
     fn cache_set(&self, key: &str, value: &[u8]);
 }

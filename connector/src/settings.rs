@@ -74,6 +74,46 @@ pub fn specs() -> Vec<SettingSpec> {
             choices: SSO_REGIONS.to_vec(),
             description: "Region of the IAM Identity Center instance",
         },
+        SettingSpec {
+            name: "scim-enabled",
+            env: "BATON_SCIM_ENABLED",
+            kind: SettingKind::Boolean,
+            default_value: Some("false"),
+            choices: vec![],
+            description: "Read SSO users' status (active) from the Identity Center SCIM API",
+        },
+        SettingSpec {
+            name: "scim-endpoint",
+            env: "BATON_SCIM_ENDPOINT",
+            kind: SettingKind::String,
+            default_value: None,
+            choices: vec![],
+            description: "The SCIM endpoint, https://scim.<region>.amazonaws.com/<tenant>/scim/v2",
+        },
+        SettingSpec {
+            name: "scim-token",
+            env: "BATON_SCIM_TOKEN",
+            kind: SettingKind::Secret,
+            default_value: None,
+            choices: vec![],
+            description: "The SCIM access token (a secret: handed over by the host, never logged)",
+        },
+        SettingSpec {
+            name: "global-aws-cross-account-iam-enabled",
+            env: "BATON_GLOBAL_AWS_CROSS_ACCOUNT_IAM_ENABLED",
+            kind: SettingKind::Boolean,
+            default_value: Some("false"),
+            choices: vec![],
+            description: "Sync each member account's IAM users, groups and roles (the host assumes a role in each)",
+        },
+        SettingSpec {
+            name: "iam-assume-role-name",
+            env: "BATON_IAM_ASSUME_ROLE_NAME",
+            kind: SettingKind::String,
+            default_value: Some("OrganizationAccountAccessRole"),
+            choices: vec![],
+            description: "The role the host assumes in each member account",
+        },
     ]
 }
 
@@ -84,6 +124,9 @@ pub struct Config {
     pub orgs_enabled: bool,
     pub sso_enabled: bool,
     pub sso_region: String,
+    /// The SCIM endpoint when SCIM status is on (the token is a secret the host holds).
+    pub scim_endpoint: Option<String>,
+    pub cross_account: bool,
 }
 
 impl Config {
@@ -139,7 +182,37 @@ impl Config {
                 ),
             ));
         }
+        let scim_enabled = boolean(get("scim-enabled"))?;
+        let scim_endpoint = match (scim_enabled, get("scim-endpoint")) {
+            (false, _) => None,
+            (true, (env, None)) => {
+                return Err(ConnectorError::invalid_config(
+                    env,
+                    "BATON_SCIM_ENABLED is true but no SCIM endpoint is set; copy it from the IAM Identity Center console (Settings, Automatic provisioning)",
+                ))
+            }
+            (true, (env, Some(url))) => {
+                let url = url.trim_end_matches('/').to_string();
+                crate::scim::parse_endpoint(&url).map_err(|e| ConnectorError::invalid_config(env, e))?;
+                if !sso_enabled {
+                    return Err(ConnectorError::invalid_config(
+                        "BATON_SCIM_ENABLED",
+                        "SCIM status applies to Identity Center users: also set BATON_GLOBAL_AWS_SSO_ENABLED=true",
+                    ));
+                }
+                Some(url)
+            }
+        };
+        let cross_account = boolean(get("global-aws-cross-account-iam-enabled"))?;
+        if cross_account && !orgs_enabled {
+            return Err(ConnectorError::invalid_config(
+                "BATON_GLOBAL_AWS_CROSS_ACCOUNT_IAM_ENABLED",
+                "member accounts come from AWS Organizations: also set BATON_GLOBAL_AWS_ORGS_ENABLED=true",
+            ));
+        }
         Ok(Config {
+            scim_endpoint,
+            cross_account,
             region,
             endpoint_url,
             orgs_enabled,

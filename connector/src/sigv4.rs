@@ -35,7 +35,7 @@ pub fn sign_request(
         .into();
     let url = request.url();
     let signable = SignableRequest::new(
-        "POST",
+        request.method,
         url.as_str(),
         request
             .headers
@@ -79,6 +79,7 @@ mod tests {
     #[test]
     fn matches_the_aws_test_suite_form_post() {
         let mut req = HttpRequest {
+            method: "POST",
             scheme: Scheme::Https,
             authority: "example.amazonaws.com".into(),
             path: "/".into(),
@@ -109,6 +110,7 @@ mod tests {
     #[test]
     fn signs_the_port_and_adds_the_session_token() {
         let mut req = HttpRequest {
+            method: "POST",
             scheme: Scheme::Http,
             authority: "127.0.0.1:5000".into(),
             path: "/".into(),

@@ -32,9 +32,11 @@ pub fn send(req: &HttpRequest) -> Result<HttpResponse, TransportError> {
     };
     let invalid =
         |what: &str| TransportError::Connection(format!("invalid {what} for {}", req.url()));
-    request
-        .set_method(&Method::Post)
-        .map_err(|_| invalid("method"))?;
+    let method = match req.method {
+        "GET" => Method::Get,
+        _ => Method::Post,
+    };
+    request.set_method(&method).map_err(|_| invalid("method"))?;
     request
         .set_scheme(Some(&scheme))
         .map_err(|_| invalid("scheme"))?;

@@ -59,6 +59,10 @@ impl Platform for WasiPlatform {
         host::log(level, message, &[]);
     }
 
+    fn secret(&self, name: &str) -> Option<String> {
+        host::secret(name)
+    }
+
     fn cache_get(&self, key: &str) -> Option<Vec<u8>> {
         host::cache_get(key)
     }

@@ -10,7 +10,7 @@ use wasmtime_wasi_http::RequestOptions;
 pub async fn send(req: &HttpRequest) -> Result<HttpResponse> {
     let url = req.url();
     let mut builder = http::Request::builder()
-        .method("POST")
+        .method(req.method)
         .uri(&url)
         .header("host", &req.authority);
     for (k, v) in &req.headers {

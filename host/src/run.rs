@@ -127,7 +127,7 @@ async fn run(args: RunArgs) -> Result<()> {
         credentials: CredentialProvider::new(base, source, role, endpoints),
         outbound: outbound.clone(),
         cache: Mutex::new(HashMap::new()),
-        secrets: HashMap::new(),
+        secrets: Default::default(),
         verbose: args.verbose,
     });
     let limits = Limits {
@@ -135,20 +135,27 @@ async fn run(args: RunArgs) -> Result<()> {
         call_timeout: Duration::from_secs(args.call_timeout_secs),
         ..Limits::default()
     };
-    let mut inst = runtime.instantiate(&loaded, services, &limits).await?;
+    let mut inst = runtime
+        .instantiate(&loaded, services.clone(), &limits)
+        .await?;
     let metadata = inst
         .metadata()
         .await
         .map_err(|e| anyhow!("reading the component's metadata failed: {e}"))?;
     let settings = connector_settings(&metadata, &args)?;
+    *services.secrets.write().expect("secrets lock") = secrets_from_env(&metadata);
     let configured = inst
         .configure(&settings)
         .await
         .map_err(|e| anyhow!("{}", explain_config_error(&e)))?;
+    // Hosts the operator named (the endpoint override, a SCIM endpoint) may be called
+    // even when the component's declared patterns do not cover them.
+    let mut operator_hosts: Vec<String> = override_authority.into_iter().collect();
+    operator_hosts.extend(settings.iter().filter_map(|s| url_authority(&s.value)));
     outbound.allow(allow_list(
         &metadata,
         &configured,
-        override_authority.as_deref(),
+        &operator_hosts,
         &args.allow_host,
     )?);
 
@@ -189,6 +196,9 @@ async fn run(args: RunArgs) -> Result<()> {
 fn connector_settings(metadata: &wit::Metadata, args: &RunArgs) -> Result<Vec<wit::Setting>> {
     let mut values: BTreeMap<String, String> = BTreeMap::new();
     for spec in &metadata.settings {
+        if spec.kind == wit::SettingKind::Secret {
+            continue;
+        }
         if let Ok(v) = std::env::var(&spec.env) {
             values.insert(spec.name.clone(), v);
         }
@@ -204,6 +214,13 @@ fn connector_settings(metadata: &wit::Metadata, args: &RunArgs) -> Result<Vec<wi
         let (k, v) = kv
             .split_once('=')
             .with_context(|| format!("-s {kv:?}: expected NAME=VALUE"))?;
+        if metadata
+            .settings
+            .iter()
+            .any(|s| s.name == k && s.kind == wit::SettingKind::Secret)
+        {
+            bail!("-s {k}: a secret is read from its environment variable only, so that it stays out of process listings and shell history");
+        }
         if !declared(k) {
             let known: Vec<_> = metadata.settings.iter().map(|s| s.name.as_str()).collect();
             bail!(
@@ -219,12 +236,34 @@ fn connector_settings(metadata: &wit::Metadata, args: &RunArgs) -> Result<Vec<wi
         .collect())
 }
 
-/// The hosts the configured connector needs, within what it declared it may ever call,
-/// plus the operator's endpoint override, optionally narrowed by `--allow-host`.
+/// Secret settings, from their environment variables: handed to the component on request
+/// through the `secret` import, never passed as settings and never logged.
+fn secrets_from_env(metadata: &wit::Metadata) -> HashMap<String, String> {
+    metadata
+        .settings
+        .iter()
+        .filter(|s| s.kind == wit::SettingKind::Secret)
+        .filter_map(|s| std::env::var(&s.env).ok().map(|v| (s.name.clone(), v)))
+        .collect()
+}
+
+/// The `host[:port]` of an http(s) URL.
+fn url_authority(value: &str) -> Option<String> {
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"))?;
+    let authority = rest.split('/').next()?;
+    parse_endpoint_url(&format!("{}://{authority}", value.split("://").next()?))
+        .ok()
+        .map(|(_, a)| a)
+}
+
+/// The hosts the configured connector needs, within what it declared it may ever call or
+/// the operator named, optionally narrowed by `--allow-host`.
 fn allow_list(
     metadata: &wit::Metadata,
     configured: &wit::Configured,
-    endpoint: Option<&str>,
+    operator_hosts: &[String],
     narrow: &[String],
 ) -> Result<Vec<String>> {
     let mut allowed: Vec<String> = Vec::new();
@@ -234,7 +273,7 @@ fn allow_list(
             .outbound_hosts
             .iter()
             .any(|p| pattern_matches(p, &host));
-        if declared || Some(host.as_str()) == endpoint {
+        if declared || operator_hosts.contains(&host) {
             allowed.push(host);
         } else {
             bail!("the connector asked to call {host}, which its metadata does not declare; refusing to run it");

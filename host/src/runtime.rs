@@ -44,7 +44,7 @@ pub struct Services {
     pub credentials: CredentialProvider,
     pub outbound: Arc<Outbound>,
     pub cache: Mutex<HashMap<String, Vec<u8>>>,
-    pub secrets: HashMap<String, String>,
+    pub secrets: std::sync::RwLock<HashMap<String, String>>,
     pub verbose: bool,
 }
 
@@ -132,7 +132,12 @@ impl bindings::baton::connector::host::Host for State {
     }
 
     async fn secret(&mut self, name: String) -> Option<String> {
-        self.services.secrets.get(&name).cloned()
+        self.services
+            .secrets
+            .read()
+            .expect("secrets lock")
+            .get(&name)
+            .cloned()
     }
 
     async fn log(&mut self, level: wit::LogLevel, message: String, fields: Vec<(String, String)>) {

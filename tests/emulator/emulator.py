@@ -12,7 +12,10 @@ then serves until its standard input closes (the test or script that started it 
 import argparse
 import json
 import sys
+import threading
+import urllib.parse
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 from moto.core.exceptions import JsonRESTError
@@ -360,12 +363,64 @@ def seed_org(endpoint, iam, out):
     )
     out["member_role_arn"] = f"arn:aws:iam::{prod}:role/OrganizationAccountAccessRole"
 
+    # SCIM says what the identity provider says: the disabled users, and dan, whom the
+    # provider has deactivated although the Identity Store still shows him enabled.
+    inactive = set(DISABLED_USERS) | {users["dan"]}
+    out["scim_endpoint"] = start_scim(users, inactive)
+    out["scim_token"] = SCIM_TOKEN
+
     reader = iam.create_user(UserName="baton-org-reader")["User"]
     policy = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ORG_READ_ACTIONS + ["sts:AssumeRole"], "Resource": "*"}]})
     iam.put_user_policy(UserName="baton-org-reader", PolicyName="read", PolicyDocument=policy)
     key = iam.create_access_key(UserName="baton-org-reader")["AccessKey"]
     out["reader"] = {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]}
     out["users"]["baton-org-reader"] = reader["Arn"]
+
+
+SCIM_TOKEN = "scim-token-0123456789abcdef0123456789abcdef"
+SCIM_TENANT = "9f8e7d6c-tenant"
+
+
+def start_scim(users, inactive):
+    """A small SCIM 2.0 server speaking the Identity Center protocol: bearer token,
+    GET /<tenant>/scim/v2/Users with startIndex/count (at most 2 per page here, so that
+    paging is exercised), a ListResponse, SCIM errors."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def reply(self, status, body):
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/scim+json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            url = urllib.parse.urlparse(self.path)
+            if self.headers.get("Authorization") != f"Bearer {SCIM_TOKEN}":
+                return self.reply(401, {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "401", "detail": "Unauthorized"})
+            if url.path != f"/{SCIM_TENANT}/scim/v2/Users":
+                return self.reply(404, {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "404", "detail": "Not found"})
+            q = urllib.parse.parse_qs(url.query)
+            start = int(q.get("startIndex", ["1"])[0])
+            count = min(int(q.get("count", ["100"])[0]), 2)
+            listed = sorted(users.items())
+            page = listed[start - 1 : start - 1 + count]
+            resources = [
+                {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": uid, "userName": name, "active": uid not in inactive}
+                for name, uid in page
+            ]
+            self.reply(200, {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+                "totalResults": len(listed), "itemsPerPage": len(resources), "startIndex": start, "Resources": resources,
+            })
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/{SCIM_TENANT}/scim/v2"
 
 
 def main():

@@ -174,6 +174,7 @@ pub fn build_request(
         ],
     };
     let mut request = HttpRequest {
+        method: "POST",
         scheme: target.scheme,
         authority: target.authority,
         path: "/".into(),
