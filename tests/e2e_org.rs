@@ -293,3 +293,98 @@ fn scim_status_overrides_the_identity_store_and_a_wrong_token_is_named() {
         text(&out).1
     );
 }
+
+#[test]
+fn cross_account_iam_syncs_member_accounts_under_account_iam() {
+    let emu = Emulator::shared_org();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sync.c1z");
+    let out = run(
+        emu,
+        &file,
+        &[("BATON_GLOBAL_AWS_CROSS_ACCOUNT_IAM_ENABLED", "true".into())],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let summary: Value = serde_json::from_str(&stdout).unwrap();
+    let account = |n: &str| emu.str(&["accounts", n]);
+    let arn = |n: &str, what: &str| format!("arn:aws:iam::{}:{what}", account(n));
+
+    let c1z = C1z::open(&file);
+    // Every account, the closed one included, as baton-aws lists them.
+    let all = [
+        "management",
+        "prod",
+        "staging",
+        "dev",
+        "sandbox",
+        "audit",
+        "retired",
+    ];
+    assert_eq!(
+        c1z.ids("select external_id from v1_resources where sync_id = ?1 and resource_type_id = 'account_iam'"),
+        set(all.iter().map(|a| format!("account_iam:{}", account(a))))
+    );
+    // Member IAM hangs under its account; the management account's stays at the top.
+    let children = c1z.ids(
+        "select external_id || ' < ' || parent_resource_id from v1_resources
+         where sync_id = ?1 and parent_resource_type_id = 'account_iam'",
+    );
+    let mut want = set([
+        format!(
+            "iam_user:{} < {}",
+            arn("prod", "user/prod-admin"),
+            account("prod")
+        ),
+        format!(
+            "group:{} < {}",
+            arn("prod", "group/prod-ops"),
+            account("prod")
+        ),
+        format!(
+            "role:{} < {}",
+            arn("prod", "role/prod-deploy"),
+            account("prod")
+        ),
+        format!(
+            "iam_user:{} < {}",
+            arn("staging", "user/dev/staging-dev"),
+            account("staging")
+        ),
+    ]);
+    // moto creates OrganizationAccountAccessRole in every new account.
+    for a in ["prod", "staging", "dev", "audit"] {
+        want.insert(format!(
+            "role:{} < {}",
+            arn(a, "role/OrganizationAccountAccessRole"),
+            account(a)
+        ));
+    }
+    assert_eq!(children, want);
+    let top_iam = c1z.ids("select external_id from v1_resources where sync_id = ?1 and resource_type_id = 'iam_user' and parent_resource_id is null");
+    assert_eq!(
+        top_iam,
+        set([format!("iam_user:{}", emu.user_arn("baton-org-reader"))])
+    );
+
+    let grants = c1z.grants();
+    assert!(grants.contains(&format!(
+        "group:{}:member:iam_user:{}",
+        arn("prod", "group/prod-ops"),
+        arn("prod", "user/prod-admin")
+    )));
+    assert!(grants.contains(&format!(
+        "role:{}:assignment:iam_user:{}",
+        arn("prod", "role/prod-deploy"),
+        arn("prod", "user/prod-admin")
+    )));
+
+    // sandbox's role may not be assumed: one warning, the sync goes on.
+    let warnings: Vec<String> = serde_json::from_value(summary["warnings"].clone()).unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains(&format!("account {} (sandbox)", account("sandbox")))
+            && warnings[0].contains("AccessDenied"),
+        "{warnings:?}"
+    );
+}

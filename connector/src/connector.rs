@@ -5,7 +5,9 @@ use crate::iam::details::AuthorizationDetails;
 use crate::iam::mapping::{self, IamIndex};
 use crate::model::*;
 use crate::platform::Platform;
-use crate::resource_types::{self, ACCOUNT, GROUP, IAM_USER, ROLE, SSO_GROUP, SSO_USER};
+use crate::resource_types::{
+    self, ACCOUNT, ACCOUNT_IAM, GROUP, IAM_USER, ROLE, SSO_GROUP, SSO_USER,
+};
 use crate::scim;
 use crate::settings::{self, Config};
 use crate::sso::fetch::{self, Account, Instance, PermissionSet, SsoGroup, SsoUser};
@@ -56,6 +58,12 @@ pub fn metadata() -> Metadata {
                 description: "Read Identity Center users, groups, memberships, permission sets and account assignments",
             },
             Capability {
+                name: "sync-member-accounts-iam",
+                enabled_by: Some("global-aws-cross-account-iam-enabled"),
+                permissions: vec!["sts:AssumeRole"],
+                description: "Assume the member-account role (BATON_IAM_ASSUME_ROLE_NAME) in each account and read its IAM; that role needs the sync permissions",
+            },
+            Capability {
                 name: "sync-scim-status",
                 enabled_by: Some("scim-enabled"),
                 permissions: vec![],
@@ -77,7 +85,11 @@ pub fn metadata() -> Metadata {
 pub struct Connector {
     config: Config,
     endpoints: Endpoints,
-    snapshot: RefCell<Option<Rc<Snapshot>>>,
+    /// One IAM snapshot per account: `None` is the configured account, `Some` a member
+    /// account reached with cross-account credentials.
+    snapshots: RefCell<HashMap<Option<String>, Rc<Snapshot>>>,
+    caller_account: RefCell<Option<String>>,
+    unreadable_accounts: RefCell<std::collections::HashSet<String>>,
     sso: RefCell<SsoState>,
 }
 
@@ -143,13 +155,19 @@ impl Connector {
         }
         let configured = Configured {
             outbound_hosts,
-            resource_types: resource_types::enabled(config.orgs_enabled, config.sso_enabled),
+            resource_types: resource_types::enabled(
+                config.orgs_enabled,
+                config.sso_enabled,
+                config.cross_account,
+            ),
         };
         Ok((
             Connector {
                 config,
                 endpoints,
-                snapshot: RefCell::new(None),
+                snapshots: RefCell::new(HashMap::new()),
+                caller_account: RefCell::new(None),
+                unreadable_accounts: RefCell::new(Default::default()),
                 sso: RefCell::new(SsoState::default()),
             },
             configured,
@@ -180,26 +198,97 @@ impl Connector {
     }
 
     /// The account's IAM entities, fetched once per sync and shared through the host cache.
-    fn snapshot<P: Platform>(&self, platform: &P) -> Result<Rc<Snapshot>, ConnectorError> {
-        if let Some(s) = self.snapshot.borrow().as_ref() {
+    fn snapshot<P: Platform>(
+        &self,
+        platform: &P,
+        account: Option<&str>,
+    ) -> Result<Rc<Snapshot>, ConnectorError> {
+        let key = account.map(str::to_string);
+        if let Some(s) = self.snapshots.borrow().get(&key) {
             return Ok(s.clone());
         }
+        // A member account that could not be read was reported once; its other types
+        // come back empty rather than repeating the same failure.
+        if let Some(a) = account {
+            if self.unreadable_accounts.borrow().contains(a) {
+                return Ok(Rc::new(Snapshot::new(AuthorizationDetails::default())));
+            }
+        }
+        let cache_key = format!("{CACHE_KEY_DETAILS}:{}", account.unwrap_or("base"));
         let cached = platform
-            .cache_get(CACHE_KEY_DETAILS)
+            .cache_get(&cache_key)
             .and_then(|bytes| serde_json::from_slice::<AuthorizationDetails>(&bytes).ok());
         let details = match cached {
             Some(d) => d,
             None => {
-                let d = AuthorizationDetails::fetch(&self.client(platform))?;
+                let client = match account {
+                    Some(a) => self
+                        .client(platform)
+                        .with_scope(CredentialScope::Account(a.into())),
+                    None => self.client(platform),
+                };
+                let d = AuthorizationDetails::fetch(&client).inspect_err(|_| {
+                    if let Some(a) = account {
+                        self.unreadable_accounts.borrow_mut().insert(a.to_string());
+                    }
+                })?;
                 let bytes =
                     serde_json::to_vec(&d).map_err(|e| ConnectorError::Fatal(e.to_string()))?;
-                platform.cache_set(CACHE_KEY_DETAILS, &bytes);
+                platform.cache_set(&cache_key, &bytes);
                 d
             }
         };
         let snapshot = Rc::new(Snapshot::new(details));
-        *self.snapshot.borrow_mut() = Some(snapshot.clone());
+        self.snapshots.borrow_mut().insert(key, snapshot.clone());
         Ok(snapshot)
+    }
+
+    /// The account the base credentials belong to.
+    fn caller_account<P: Platform>(&self, platform: &P) -> Result<String, ConnectorError> {
+        if let Some(a) = self.caller_account.borrow().as_ref() {
+            return Ok(a.clone());
+        }
+        let result = self
+            .client(platform)
+            .query(Service::Sts, "GetCallerIdentity", &[])?;
+        let me = sts::parse_caller_identity(&result).map_err(ConnectorError::Fatal)?;
+        *self.caller_account.borrow_mut() = Some(me.account.clone());
+        Ok(me.account)
+    }
+
+    /// Every account of the Organization; with cross-account IAM on, each member account
+    /// whose role the host can assume announces its IAM users, roles and groups as
+    /// children. One that cannot be assumed is a warning, not a failed sync.
+    fn account_iam_page<P: Platform>(
+        &self,
+        platform: &P,
+    ) -> Result<Page<Resource>, ConnectorError> {
+        let own = self.caller_account(platform)?;
+        let mut items = Vec::new();
+        let mut warnings = Vec::new();
+        for a in self.accounts(platform)?.iter() {
+            let mut r = sso_mapping::account_resource(a);
+            r.id.resource_type = ACCOUNT_IAM.into();
+            r.annotations.push(Annotation::SkipEntitlementsAndGrants);
+            // A suspended or closed account cannot be entered: list it, skip its IAM.
+            if self.config.cross_account && a.id != own && a.active {
+                match platform.credentials(&CredentialScope::Account(a.id.clone()), false) {
+                    Ok(_) => r.annotations.extend(
+                        [IAM_USER, ROLE, GROUP].map(|t| Annotation::ChildResourceType(t.into())),
+                    ),
+                    Err(e) => warnings.push(format!(
+                        "account {} ({}): its IAM users, groups and roles are not synced: {e}",
+                        a.id, a.name
+                    )),
+                }
+            }
+            items.push(r);
+        }
+        Ok(Page {
+            items,
+            next_page_token: None,
+            warnings,
+        })
     }
 
     pub fn list_resources<P: Platform>(
@@ -209,18 +298,36 @@ impl Connector {
         parent: Option<&ResourceId>,
         page_token: Option<&str>,
     ) -> Result<Page<Resource>, ConnectorError> {
-        if parent.is_some() {
-            return Ok(Page::last(vec![]));
-        }
+        // Only IAM types live under a parent: a member account's `account_iam`.
+        let member = match parent {
+            Some(p)
+                if p.resource_type == ACCOUNT_IAM
+                    && matches!(resource_type, IAM_USER | GROUP | ROLE) =>
+            {
+                Some(p.resource.as_str())
+            }
+            Some(_) => return Ok(Page::last(vec![])),
+            None => None,
+        };
         let all: Vec<Resource> = match resource_type {
             IAM_USER | GROUP | ROLE => {
-                let snapshot = self.snapshot(platform)?;
+                let snapshot = self.snapshot(platform, member)?;
                 let details = &snapshot.details;
-                match resource_type {
+                let mut all: Vec<Resource> = match resource_type {
                     IAM_USER => details.users.iter().map(mapping::user_resource).collect(),
                     GROUP => details.groups.iter().map(mapping::group_resource).collect(),
                     _ => details.roles.iter().map(mapping::role_resource).collect(),
+                };
+                for r in &mut all {
+                    r.parent = parent.cloned();
                 }
+                all
+            }
+            ACCOUNT_IAM if self.types_include(ACCOUNT_IAM) => {
+                if page_token.is_some() {
+                    return Ok(Page::last(vec![]));
+                }
+                return self.account_iam_page(platform);
             }
             SSO_USER if self.config.sso_enabled => {
                 let store = self.instance(platform)?.identity_store_id;
@@ -294,7 +401,12 @@ impl Connector {
             IAM_USER | GROUP | ROLE => {}
             _ => return Ok(Page::last(vec![])),
         }
-        let snapshot = self.snapshot(platform)?;
+        let member = resource
+            .parent
+            .as_ref()
+            .filter(|p| p.resource_type == ACCOUNT_IAM)
+            .map(|p| p.resource.as_str());
+        let snapshot = self.snapshot(platform, member)?;
         match snapshot.grants.get(&resource.id) {
             Some(Ok(grants)) => paged(grants.clone(), page_token),
             // One unreadable trust policy must not sink the sync: warn and move on.
@@ -309,6 +421,16 @@ impl Connector {
 }
 
 impl Connector {
+    fn types_include(&self, id: &str) -> bool {
+        resource_types::enabled(
+            self.config.orgs_enabled,
+            self.config.sso_enabled,
+            self.config.cross_account,
+        )
+        .iter()
+        .any(|t| t.id == id)
+    }
+
     fn instance<P: Platform>(&self, platform: &P) -> Result<Instance, ConnectorError> {
         if let Some(i) = &self.sso.borrow().instance {
             return Ok(i.clone());

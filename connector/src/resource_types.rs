@@ -8,6 +8,7 @@ pub const GROUP: &str = "group";
 pub const SSO_USER: &str = "sso_user";
 pub const SSO_GROUP: &str = "sso_group";
 pub const ACCOUNT: &str = "account";
+pub const ACCOUNT_IAM: &str = "account_iam";
 
 pub fn iam_user() -> ResourceType {
     ResourceType {
@@ -77,6 +78,20 @@ pub fn account() -> ResourceType {
     }
 }
 
+pub fn account_iam() -> ResourceType {
+    ResourceType {
+        id: ACCOUNT_IAM,
+        display_name: "Account IAM",
+        description:
+            "An account of the AWS Organization, parent of its IAM users, groups and roles",
+        traits: vec![TraitKind::App],
+        annotations: vec![
+            Annotation::SkipEntitlementsAndGrants,
+            Annotation::V1Identifier(ACCOUNT_IAM.into()),
+        ],
+    }
+}
+
 /// Every type this connector can sync.
 pub fn all() -> Vec<ResourceType> {
     vec![
@@ -86,17 +101,21 @@ pub fn all() -> Vec<ResourceType> {
         sso_user(),
         sso_group(),
         account(),
+        account_iam(),
     ]
 }
 
-/// The types a configuration syncs, in sync order.
-pub fn enabled(orgs: bool, sso: bool) -> Vec<ResourceType> {
+/// The types a configuration syncs, in sync order (baton-aws's registration rules).
+pub fn enabled(orgs: bool, sso: bool, cross_account: bool) -> Vec<ResourceType> {
     let mut types = vec![iam_user(), role(), group()];
     if sso {
         types.extend([sso_user(), sso_group()]);
     }
     if orgs && sso {
         types.push(account());
+    }
+    if orgs && (!sso || cross_account) {
+        types.push(account_iam());
     }
     types
 }

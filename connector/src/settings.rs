@@ -106,14 +106,6 @@ pub fn specs() -> Vec<SettingSpec> {
             choices: vec![],
             description: "Sync each member account's IAM users, groups and roles (the host assumes a role in each)",
         },
-        SettingSpec {
-            name: "iam-assume-role-name",
-            env: "BATON_IAM_ASSUME_ROLE_NAME",
-            kind: SettingKind::String,
-            default_value: Some("OrganizationAccountAccessRole"),
-            choices: vec![],
-            description: "The role the host assumes in each member account",
-        },
     ]
 }
 

@@ -8,6 +8,7 @@ use aws_connector_core::aws::client::build_request;
 use aws_connector_core::aws::{query, Endpoints, Service};
 use aws_connector_core::model::Credentials;
 use aws_connector_core::sts;
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Mutex;
 
@@ -26,8 +27,11 @@ pub struct CredentialProvider {
     /// Where the base credentials came from, for error messages.
     base_source: &'static str,
     role: Option<RoleSpec>,
+    /// The role to assume in member accounts; `None` when cross-account access is off.
+    member_role_name: Option<String>,
     endpoints: Endpoints,
     session: Mutex<Option<Credentials>>,
+    members: Mutex<HashMap<String, Credentials>>,
 }
 
 /// Reads base credentials: `BATON_GLOBAL_*` (the seed's names) first, then `AWS_*`.
@@ -77,14 +81,17 @@ impl CredentialProvider {
         base: Credentials,
         base_source: &'static str,
         role: Option<RoleSpec>,
+        member_role_name: Option<String>,
         endpoints: Endpoints,
     ) -> Self {
         CredentialProvider {
             base,
             base_source,
             role,
+            member_role_name,
             endpoints,
             session: Mutex::new(None),
+            members: Mutex::new(HashMap::new()),
         }
     }
 
@@ -101,12 +108,59 @@ impl CredentialProvider {
                 return Ok(c.clone());
             }
         }
-        let fresh = self.assume(role).await?;
+        let fresh = self
+            .assume(&role.role_arn, role.external_id.as_deref(), &self.base)
+            .await
+            .map_err(|why| {
+                wit::ConnectorError::Fatal(format!(
+                    "cannot assume BATON_ROLE_ARN {} with the credentials from {}: {why}",
+                    role.role_arn, self.base_source
+                ))
+            })?;
         *session = Some(fresh.clone());
         Ok(fresh)
     }
 
-    async fn assume(&self, role: &RoleSpec) -> Result<Credentials, wit::ConnectorError> {
+    /// Credentials in a member account: the host assumes the operator's member-account
+    /// role there, from the connector's own session (one more hop, one-hour sessions).
+    pub async fn get_member(
+        &self,
+        account: &str,
+        refresh: bool,
+    ) -> Result<Credentials, wit::ConnectorError> {
+        let Some(role_name) = &self.member_role_name else {
+            return Err(wit::ConnectorError::Unsupported(format!(
+                "credentials for member account {account}: cross-account access is off (BATON_GLOBAL_AWS_CROSS_ACCOUNT_IAM_ENABLED)"
+            )));
+        };
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(wit::ConnectorError::Fatal(format!(
+                "{account:?} is not an AWS account id"
+            )));
+        }
+        let mut members = self.members.lock().await;
+        if let Some(c) = members.get(account) {
+            if !refresh && !expires_soon(c) {
+                return Ok(c.clone());
+            }
+        }
+        let source = self.get(false).await?;
+        let role_arn = format!("arn:aws:iam::{account}:role/{role_name}");
+        let fresh = self.assume(&role_arn, None, &source).await.map_err(|why| {
+            wit::ConnectorError::AccessDenied(format!(
+                "cannot assume {role_arn} (BATON_IAM_ASSUME_ROLE_NAME): {why}"
+            ))
+        })?;
+        members.insert(account.to_string(), fresh.clone());
+        Ok(fresh)
+    }
+
+    async fn assume(
+        &self,
+        role_arn: &str,
+        external_id: Option<&str>,
+        source: &Credentials,
+    ) -> Result<Credentials, String> {
         let operation = "sts:AssumeRole";
         let session_name = format!(
             "baton-host-{}",
@@ -115,41 +169,30 @@ impl CredentialProvider {
                 .map(|d| d.as_secs())
                 .unwrap_or(0)
         );
-        let params = sts::assume_role_params(
-            &role.role_arn,
-            &session_name,
-            role.external_id.as_deref(),
-            SESSION_SECONDS,
-        );
+        let params = sts::assume_role_params(role_arn, &session_name, external_id, SESSION_SECONDS);
         let body =
             query::encode_body("AssumeRole", Service::Sts.api_version(), &params).into_bytes();
-        let fail = |why: String| {
-            wit::ConnectorError::Fatal(format!(
-                "cannot assume BATON_ROLE_ARN {} with the credentials from {}: {why}",
-                role.role_arn, self.base_source
-            ))
-        };
         let request = build_request(
             &self.endpoints,
             Service::Sts,
             "AssumeRole",
             operation,
             &body,
-            &self.base,
+            source,
             SystemTime::now(),
         )
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| e.to_string())?;
         let response = http_client::send(&request)
             .await
-            .map_err(|e| fail(format!("{e:#}")))?;
+            .map_err(|e| format!("{e:#}"))?;
         let result = query::parse_response(operation, "AssumeRole", response.status, &response.body).map_err(|e| {
             let mut why = e.to_string();
-            if e.kind == aws_connector_core::aws::ErrorKind::AccessDenied {
+            if e.kind == aws_connector_core::aws::ErrorKind::AccessDenied && external_id.is_some() {
                 why.push_str(". Check that the role's trust policy allows this caller and BATON_EXTERNAL_ID matches its sts:ExternalId condition");
             }
-            fail(why)
+            why
         })?;
-        sts::parse_assumed_credentials(&result).map_err(fail)
+        sts::parse_assumed_credentials(&result)
     }
 }
 

@@ -32,6 +32,16 @@ pub struct RunArgs {
     /// Send every AWS call (the host's STS calls included) to this URL, e.g. an emulator.
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     pub endpoint_url: Option<String>,
+    /// Lend the connector credentials in member accounts (cross-account IAM sync).
+    #[arg(long, env = "BATON_GLOBAL_AWS_CROSS_ACCOUNT_IAM_ENABLED", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, action = clap::ArgAction::Set)]
+    pub cross_account_iam: bool,
+    /// The role the host assumes in each member account.
+    #[arg(
+        long,
+        env = "BATON_IAM_ASSUME_ROLE_NAME",
+        default_value = "OrganizationAccountAccessRole"
+    )]
+    pub member_role_name: String,
     /// Region for STS.
     #[arg(long, env = "BATON_GLOBAL_REGION", default_value = "us-east-1")]
     pub region: String,
@@ -113,6 +123,20 @@ async fn run(args: RunArgs) -> Result<()> {
         external_id: args.external_id.clone(),
     });
 
+    let member_role = match args.cross_account_iam {
+        true => {
+            let name = &args.member_role_name;
+            let ok = (1..=64).contains(&name.len())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+            if !ok {
+                bail!("invalid setting BATON_IAM_ASSUME_ROLE_NAME: {name:?} is not an IAM role name (1 to 64 of letters, digits and +=,.@_-)");
+            }
+            Some(name.clone())
+        }
+        false => None,
+    };
     let runtime = Runtime::new()?;
     let cache_dir = args.cache_dir.clone().or_else(default_cache_dir);
     let loaded = runtime.load(&args.component, cache_dir.as_deref())?;
@@ -124,7 +148,7 @@ async fn run(args: RunArgs) -> Result<()> {
             .and_then(|s| s.to_str())
             .unwrap_or("connector")
             .to_string(),
-        credentials: CredentialProvider::new(base, source, role, endpoints),
+        credentials: CredentialProvider::new(base, source, role, member_role, endpoints),
         outbound: outbound.clone(),
         cache: Mutex::new(HashMap::new()),
         secrets: Default::default(),

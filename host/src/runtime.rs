@@ -114,12 +114,12 @@ impl bindings::baton::connector::host::Host for State {
         scope: wit::CredentialScope,
         refresh: bool,
     ) -> Result<wit::Credentials, wit::ConnectorError> {
-        if let wit::CredentialScope::Account(id) = scope {
-            return Err(wit::ConnectorError::Unsupported(format!(
-                "credentials for member account {id} are not available: cross-account access is not configured"
-            )));
-        }
-        let c = self.services.credentials.get(refresh).await?;
+        let c = match scope {
+            wit::CredentialScope::Base => self.services.credentials.get(refresh).await?,
+            wit::CredentialScope::Account(id) => {
+                self.services.credentials.get_member(&id, refresh).await?
+            }
+        };
         Ok(wit::Credentials {
             access_key_id: c.access_key_id,
             secret_access_key: c.secret_access_key,

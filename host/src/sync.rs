@@ -178,12 +178,24 @@ pub async fn run(
             if pages >= MAX_PAGES {
                 bail!("listing {rtype} resources did not end after {MAX_PAGES} pages");
             }
-            let page = page!(
+            let page = match page!(
                 inst,
                 "list-resources",
                 list_resources(&rtype, parent.as_ref(), token.as_deref())
-            )
-            .map_err(|e| fail(&format!("listing {rtype} resources failed"), e))?;
+            ) {
+                Ok(p) => p,
+                // Children of one parent (a member account) that cannot be read are a
+                // warning; the top-level listing of a type is not optional.
+                Err(e) if parent.is_some() && is_warning(&e) => {
+                    let p = parent.as_ref().expect("checked");
+                    summary.warnings.push(format!(
+                        "{rtype} resources of {}:{}: {e}",
+                        p.resource_type, p.resource
+                    ));
+                    break;
+                }
+                Err(e) => return Err(fail(&format!("listing {rtype} resources failed"), e)),
+            };
             summary.warnings.extend(page.warnings.iter().cloned());
             let mut batch = Vec::with_capacity(page.items.len());
             for r in page.items {

@@ -347,21 +347,26 @@ def seed_org(endpoint, iam, out):
         )
     out["assignments"] = assignments
 
-    # A member account's admin role may read Organizations, for the "role in a member
-    # account" case: DescribeOrganization works there, ListAccounts does not.
+    def member_iam(account):
+        c = boto3.client("iam", endpoint_url=endpoint, region_name=SSO_REGION, aws_access_key_id="seed", aws_secret_access_key="seed")
+        c.meta.events.register("before-sign.iam.*", lambda request, **_: request.headers.__setitem__("x-moto-account-id", account))
+        return c
+
+    # Each member account's OrganizationAccountAccessRole may read IAM (for cross-account
+    # sync) and Organizations (for the "role in a member account" case: DescribeOrganization
+    # works there, ListAccounts does not).
+    member_policy = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ORG_READ_ACTIONS, "Resource": "*"}]})
+    members = {}
+    for name in ["prod", "staging", "dev", "sandbox", "audit"]:
+        members[name] = member_iam(out["accounts"][name])
+        members[name].put_role_policy(RoleName="OrganizationAccountAccessRole", PolicyName="read", PolicyDocument=member_policy)
     prod = out["accounts"]["prod"]
-    member_iam = boto3.client(
-        "iam", endpoint_url=endpoint, region_name=SSO_REGION, aws_access_key_id="seed", aws_secret_access_key="seed"
-    )
-    member_iam.meta.events.register(
-        "before-sign.iam.*", lambda request, **_: request.headers.__setitem__("x-moto-account-id", prod)
-    )
-    member_iam.put_role_policy(
-        RoleName="OrganizationAccountAccessRole",
-        PolicyName="read",
-        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ORG_READ_ACTIONS, "Resource": "*"}]}),
-    )
     out["member_role_arn"] = f"arn:aws:iam::{prod}:role/OrganizationAccountAccessRole"
+    admin = members["prod"].create_user(UserName="prod-admin")["User"]
+    members["prod"].create_group(GroupName="prod-ops")
+    members["prod"].add_user_to_group(GroupName="prod-ops", UserName="prod-admin")
+    members["prod"].create_role(RoleName="prod-deploy", AssumeRolePolicyDocument=trust(allow(admin["Arn"])))
+    members["staging"].create_user(UserName="staging-dev", Path="/dev/")
 
     # SCIM says what the identity provider says: the disabled users, and dan, whom the
     # provider has deactivated although the Identity Store still shows him enabled.
@@ -370,7 +375,12 @@ def seed_org(endpoint, iam, out):
     out["scim_token"] = SCIM_TOKEN
 
     reader = iam.create_user(UserName="baton-org-reader")["User"]
-    policy = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ORG_READ_ACTIONS + ["sts:AssumeRole"], "Resource": "*"}]})
+    # The connector may assume every member account's role but sandbox's.
+    sandbox_role = f"arn:aws:iam::{out['accounts']['sandbox']}:role/OrganizationAccountAccessRole"
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ORG_READ_ACTIONS + ["sts:AssumeRole"], "Resource": "*"},
+        {"Effect": "Deny", "Action": "sts:AssumeRole", "Resource": sandbox_role},
+    ]})
     iam.put_user_policy(UserName="baton-org-reader", PolicyName="read", PolicyDocument=policy)
     key = iam.create_access_key(UserName="baton-org-reader")["AccessKey"]
     out["reader"] = {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]}
