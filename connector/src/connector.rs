@@ -102,7 +102,7 @@ struct SsoState {
     permission_sets: Option<Rc<Vec<PermissionSet>>>,
     accounts: Option<Rc<Vec<Account>>>,
     /// Grants per resource, computed on the first page and sliced for the next ones.
-    grants: HashMap<ResourceId, Rc<Vec<Grant>>>,
+    grants: HashMap<ResourceId, Result<Rc<Vec<Grant>>, ConnectorError>>,
 }
 
 /// One sync's view of the account: the entities and every grant between them, computed
@@ -503,45 +503,103 @@ impl Connector {
     }
 
     /// Grants of an Identity Center group (its members) or of an account (its
-    /// assignments), read on the first page and kept for the following ones.
+    /// assignments). The first call for either kind reads them for every group or account
+    /// at once, several requests in flight, and keeps them for the calls that follow.
     fn sso_grants<P: Platform>(
         &self,
         platform: &P,
         id: &ResourceId,
     ) -> Result<Rc<Vec<Grant>>, ConnectorError> {
         if let Some(g) = self.sso.borrow().grants.get(id) {
-            return Ok(g.clone());
+            return g.clone();
         }
-        let instance = self.instance(platform)?;
-        let client = self.client(platform);
-        let region = &self.config.sso_region;
-        let store = &instance.identity_store_id;
-        let grants = if id.resource_type == SSO_GROUP {
-            let group_id = id.resource.rsplit('/').next().unwrap_or_default();
-            let members = fetch::memberships(&client, store, group_id)?;
-            sso_mapping::membership_grants(region, store, id, &members)
+        if id.resource_type == SSO_GROUP {
+            self.read_all_memberships(platform)?;
         } else {
-            // Only permission sets provisioned to the account can have assignments there:
-            // no call for the other (account, permission set) pairs.
-            let mut grants = Vec::new();
-            for ps in fetch::provisioned_to(&client, &instance, &id.resource)? {
-                let assignments = fetch::assignments(&client, &instance, &id.resource, &ps)?;
-                grants.extend(sso_mapping::assignment_grants(
-                    region,
-                    store,
-                    id,
-                    &ps,
-                    &assignments,
-                ));
+            self.read_all_assignments(platform)?;
+        }
+        let known = self.sso.borrow().grants.get(id).cloned();
+        // A resource that appeared after the first read has nothing recorded yet.
+        known.unwrap_or_else(|| Ok(Rc::new(Vec::new())))
+    }
+
+    fn read_all_memberships<P: Platform>(&self, platform: &P) -> Result<(), ConnectorError> {
+        let instance = self.instance(platform)?;
+        let (region, store) = (&self.config.sso_region, &instance.identity_store_id);
+        let groups = self.sso_groups(platform)?;
+        let ids: Vec<&str> = groups.iter().map(|g| g.group_id.as_str()).collect();
+        let results = fetch::memberships(&self.client(platform), store, &ids);
+        let mut state = self.sso.borrow_mut();
+        for (g, result) in groups.iter().zip(results) {
+            let id = ResourceId::new(
+                SSO_GROUP,
+                sso_mapping::group_arn(region, store, &g.group_id),
+            );
+            let grants = result
+                .map(|members| {
+                    Rc::new(sso_mapping::membership_grants(region, store, &id, &members))
+                })
+                .map_err(ConnectorError::from);
+            state.grants.insert(id, grants);
+        }
+        Ok(())
+    }
+
+    fn read_all_assignments<P: Platform>(&self, platform: &P) -> Result<(), ConnectorError> {
+        let instance = self.instance(platform)?;
+        let (region, store) = (&self.config.sso_region, &instance.identity_store_id);
+        let client = self.client(platform);
+        let accounts = self.accounts(platform)?;
+        let ids: Vec<&str> = accounts
+            .iter()
+            .filter(|a| a.active)
+            .map(|a| a.id.as_str())
+            .collect();
+        let provisioned = fetch::provisioned_to(&client, &instance, &ids);
+        // Only permission sets provisioned to an account can have assignments there: no
+        // call for the other (account, permission set) pairs.
+        let mut pairs: Vec<(&str, &str)> = Vec::new();
+        let mut outcome: HashMap<&str, Result<Vec<Grant>, ConnectorError>> = HashMap::new();
+        for (account, result) in ids.iter().zip(&provisioned) {
+            match result {
+                Ok(sets) => {
+                    pairs.extend(sets.iter().map(|ps| (*account, ps.as_str())));
+                    outcome.insert(account, Ok(Vec::new()));
+                }
+                Err(e) => {
+                    outcome.insert(account, Err(e.clone().into()));
+                }
             }
-            grants
-        };
-        let grants = Rc::new(grants);
-        self.sso
-            .borrow_mut()
-            .grants
-            .insert(id.clone(), grants.clone());
-        Ok(grants)
+        }
+        for ((account, ps), result) in pairs
+            .iter()
+            .zip(fetch::assignments(&client, &instance, &pairs))
+        {
+            let entry = outcome
+                .get_mut(account)
+                .expect("every paired account has an outcome");
+            match (entry, result) {
+                (Ok(grants), Ok(assignments)) => {
+                    let id = ResourceId::new(ACCOUNT, *account);
+                    grants.extend(sso_mapping::assignment_grants(
+                        region,
+                        store,
+                        &id,
+                        ps,
+                        &assignments,
+                    ));
+                }
+                (entry @ Ok(_), Err(e)) => *entry = Err(e.into()),
+                (Err(_), _) => {}
+            }
+        }
+        let mut state = self.sso.borrow_mut();
+        for (account, grants) in outcome {
+            state
+                .grants
+                .insert(ResourceId::new(ACCOUNT, account), grants.map(Rc::new));
+        }
+        Ok(())
     }
 }
 

@@ -71,6 +71,11 @@ pub enum TransportError {
 pub trait Platform {
     /// Sends one POST request and reads the whole response.
     fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError>;
+    /// Sends several requests at once and returns their results in order. Platforms that
+    /// cannot overlap requests send them one after the other.
+    fn send_many(&self, requests: &[HttpRequest]) -> Vec<Result<HttpResponse, TransportError>> {
+        requests.iter().map(|r| self.send(r)).collect()
+    }
     /// Credentials for a scope. `refresh` asks the host for fresh ones (after a rejection).
     fn credentials(
         &self,

@@ -15,6 +15,10 @@ impl Platform for WasiPlatform {
         crate::http::send(request)
     }
 
+    fn send_many(&self, requests: &[HttpRequest]) -> Vec<Result<HttpResponse, TransportError>> {
+        crate::http::send_many(requests)
+    }
+
     fn credentials(
         &self,
         scope: &CredentialScope,

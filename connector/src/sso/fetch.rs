@@ -112,6 +112,67 @@ fn list<P: Platform>(
     )
 }
 
+/// A list operation for several inputs at once: all first pages together, then the next
+/// pages of those that have more, together. Returns every page per input.
+fn list_batch<P: Platform>(
+    client: &AwsClient<P>,
+    service: Service,
+    action: &str,
+    inputs: &[Value],
+    page_size: u32,
+) -> Vec<Result<Vec<Value>, AwsError>> {
+    let operation = format!("{}:{action}", service.action_prefix());
+    let mut out: Vec<Result<Vec<Value>, AwsError>> =
+        inputs.iter().map(|_| Ok(Vec::new())).collect();
+    let mut tokens: Vec<Option<Option<String>>> = inputs.iter().map(|_| Some(None)).collect();
+    let mut seen: Vec<std::collections::HashSet<String>> =
+        inputs.iter().map(|_| Default::default()).collect();
+    loop {
+        let due: Vec<usize> = (0..inputs.len()).filter(|&i| tokens[i].is_some()).collect();
+        if due.is_empty() {
+            return out;
+        }
+        let bodies: Vec<Value> = due
+            .iter()
+            .map(|&i| {
+                let mut body = inputs[i].clone();
+                body["MaxResults"] = json!(page_size);
+                if let Some(Some(t)) = &tokens[i] {
+                    body["NextToken"] = json!(t);
+                }
+                body
+            })
+            .collect();
+        for (i, result) in due
+            .into_iter()
+            .zip(client.json_batch(service, action, &bodies))
+        {
+            tokens[i] = None;
+            match result {
+                Err(e) => out[i] = Err(e),
+                Ok(page) => {
+                    let next = page
+                        .get("NextToken")
+                        .and_then(Value::as_str)
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_string);
+                    if let Ok(pages) = &mut out[i] {
+                        pages.push(page);
+                    }
+                    if let Some(t) = next {
+                        if seen[i].insert(t.clone()) {
+                            tokens[i] = Some(Some(t));
+                        } else {
+                            out[i] = Err(AwsError::new(&operation, 200, "RepeatedNextToken", "AWS returned the same NextToken twice; stopping instead of looping")
+                                .with_kind(ErrorKind::Malformed));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The Identity Center instance. AWS allows one per organization; a region without one
 /// usually means the region setting is wrong.
 pub fn instance<P: Platform>(
@@ -198,32 +259,39 @@ pub fn groups<P: Platform>(client: &AwsClient<P>, store: &str) -> Result<Vec<Sso
     Ok(out)
 }
 
-/// Members of a group that are users (groups cannot nest in Identity Store today).
+/// Members of each group that are users (groups cannot nest in Identity Store today),
+/// for many groups at once.
 pub fn memberships<P: Platform>(
     client: &AwsClient<P>,
     store: &str,
-    group_id: &str,
-) -> Result<Vec<Membership>, AwsError> {
-    let mut out = Vec::new();
-    let input = json!({"IdentityStoreId": store, "GroupId": group_id});
-    list(
+    group_ids: &[&str],
+) -> Vec<Result<Vec<Membership>, AwsError>> {
+    let inputs: Vec<Value> = group_ids
+        .iter()
+        .map(|g| json!({"IdentityStoreId": store, "GroupId": g}))
+        .collect();
+    list_batch(
         client,
         Service::IdentityStore,
         "ListGroupMemberships",
-        input,
+        &inputs,
         100,
-        |page| {
-            for m in items(page, "GroupMemberships") {
-                if let Some(user_id) = m.get("MemberId").and_then(|id| opt(id, "UserId")) {
-                    out.push(Membership {
-                        membership_id: s(m, "MembershipId"),
-                        user_id,
-                    });
-                }
-            }
-        },
-    )?;
-    Ok(out)
+    )
+    .into_iter()
+    .map(|pages| {
+        Ok(pages?
+            .iter()
+            .flat_map(|p| items(p, "GroupMemberships"))
+            .filter_map(|m| {
+                let user_id = m.get("MemberId").and_then(|id| opt(id, "UserId"))?;
+                Some(Membership {
+                    membership_id: s(m, "MembershipId"),
+                    user_id,
+                })
+            })
+            .collect())
+    })
+    .collect()
 }
 
 pub fn permission_sets<P: Platform>(
@@ -245,14 +313,14 @@ pub fn permission_sets<P: Platform>(
             );
         },
     )?;
+    let inputs: Vec<Value> = arns
+        .iter()
+        .map(|arn| json!({"InstanceArn": instance.arn, "PermissionSetArn": arn}))
+        .collect();
     arns.into_iter()
-        .map(|arn| {
-            let out = client.json(
-                Service::SsoAdmin,
-                "DescribePermissionSet",
-                &json!({"InstanceArn": instance.arn, "PermissionSetArn": arn}),
-            )?;
-            let ps = out.get("PermissionSet").cloned().unwrap_or_default();
+        .zip(client.json_batch(Service::SsoAdmin, "DescribePermissionSet", &inputs))
+        .map(|(arn, out)| {
+            let ps = out?.get("PermissionSet").cloned().unwrap_or_default();
             Ok(PermissionSet {
                 name: s(&ps, "Name"),
                 description: s(&ps, "Description"),
@@ -262,54 +330,64 @@ pub fn permission_sets<P: Platform>(
         .collect()
 }
 
+/// Permission sets provisioned to each account, for many accounts at once.
 pub fn provisioned_to<P: Platform>(
     client: &AwsClient<P>,
     instance: &Instance,
-    account: &str,
-) -> Result<Vec<String>, AwsError> {
-    let mut arns = Vec::new();
-    let input = json!({"InstanceArn": instance.arn, "AccountId": account});
-    list(
+    accounts: &[&str],
+) -> Vec<Result<Vec<String>, AwsError>> {
+    let inputs: Vec<Value> = accounts
+        .iter()
+        .map(|a| json!({"InstanceArn": instance.arn, "AccountId": a}))
+        .collect();
+    list_batch(
         client,
         Service::SsoAdmin,
         "ListPermissionSetsProvisionedToAccount",
-        input,
+        &inputs,
         100,
-        |page| {
-            arns.extend(
-                items(page, "PermissionSets")
-                    .filter_map(Value::as_str)
-                    .map(str::to_string),
-            );
-        },
-    )?;
-    Ok(arns)
+    )
+    .into_iter()
+    .map(|pages| {
+        Ok(pages?
+            .iter()
+            .flat_map(|p| items(p, "PermissionSets"))
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect())
+    })
+    .collect()
 }
 
+/// Assignments of many (account, permission set) pairs at once.
 pub fn assignments<P: Platform>(
     client: &AwsClient<P>,
     instance: &Instance,
-    account: &str,
-    permission_set: &str,
-) -> Result<Vec<Assignment>, AwsError> {
-    let mut out = Vec::new();
-    let input = json!({"InstanceArn": instance.arn, "AccountId": account, "PermissionSetArn": permission_set});
-    list(
+    pairs: &[(&str, &str)],
+) -> Vec<Result<Vec<Assignment>, AwsError>> {
+    let inputs: Vec<Value> = pairs
+        .iter()
+        .map(|(account, ps)| json!({"InstanceArn": instance.arn, "AccountId": account, "PermissionSetArn": ps}))
+        .collect();
+    list_batch(
         client,
         Service::SsoAdmin,
         "ListAccountAssignments",
-        input,
+        &inputs,
         100,
-        |page| {
-            for a in items(page, "AccountAssignments") {
-                out.push(Assignment {
-                    principal_type: s(a, "PrincipalType"),
-                    principal_id: s(a, "PrincipalId"),
-                });
-            }
-        },
-    )?;
-    Ok(out)
+    )
+    .into_iter()
+    .map(|pages| {
+        Ok(pages?
+            .iter()
+            .flat_map(|p| items(p, "AccountAssignments"))
+            .map(|a| Assignment {
+                principal_type: s(a, "PrincipalType"),
+                principal_id: s(a, "PrincipalId"),
+            })
+            .collect())
+    })
+    .collect()
 }
 
 pub fn accounts<P: Platform>(client: &AwsClient<P>) -> Result<Vec<Account>, AwsError> {
