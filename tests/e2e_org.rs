@@ -237,8 +237,13 @@ fn scim_status_overrides_the_identity_store_and_a_wrong_token_is_named() {
         ("BATON_SCIM_TOKEN", emu.str(&["scim_token"])),
     ];
     let out = run(emu, &file, &scim);
-    let (_, stderr) = text(&out);
+    let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
+    // Five users, two per SCIM page (the test server's page size): three pages.
+    let summary: Value = serde_json::from_str(&stdout).unwrap();
+    let endpoint = emu.str(&["scim_endpoint"]);
+    let users_op = format!("GET {}/Users", endpoint.trim_start_matches("http://"));
+    assert_eq!(summary["aws_calls_by_operation"][&users_op], 3, "{}", summary["aws_calls_by_operation"]);
     let listed = host(
         &[
             "resources",

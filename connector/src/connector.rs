@@ -182,6 +182,7 @@ impl Connector {
         let client = self.client(platform);
         let result = client.query(Service::Sts, "GetCallerIdentity", &[])?;
         let me = sts::parse_caller_identity(&result).map_err(ConnectorError::Fatal)?;
+        *self.caller_account.borrow_mut() = Some(me.account.clone());
         let mut reached = format!("AWS account {} as {}", me.account, me.arn);
         if self.config.orgs_enabled {
             let org = fetch::check_management(&client, &me.account)?;

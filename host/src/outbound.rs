@@ -80,7 +80,7 @@ impl WasiHttpHooks for Hooks {
             let (parts, body) = request.into_parts();
             // AWS request bodies are small; buffering lets us name the operation.
             let bytes = body.collect().await?.to_bytes();
-            let operation = operation_name(&parts.headers, &bytes);
+            let operation = operation_name(&parts, &bytes);
             *outbound
                 .calls
                 .lock()
@@ -115,15 +115,19 @@ fn clamp(options: Option<RequestOptions>) -> RequestOptions {
     }
 }
 
-/// `service:Operation` from the SigV4 scope and the JSON target or the Query `Action`.
-pub fn operation_name(headers: &http::HeaderMap, body: &Bytes) -> String {
+/// `service:Operation` from the SigV4 scope and the JSON target or the Query `Action`;
+/// `METHOD host/path` for requests that are not AWS API calls (SCIM).
+pub fn operation_name(parts: &http::request::Parts, body: &Bytes) -> String {
+    let headers = &parts.headers;
     let service = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|a| a.split("Credential=").nth(1))
-        .and_then(|c| c.split('/').nth(3))
-        .unwrap_or("unknown")
-        .to_string();
+        .and_then(|c| c.split('/').nth(3));
+    let Some(service) = service else {
+        let host = parts.uri.authority().map(|a| a.as_str()).unwrap_or_default();
+        return format!("{} {host}{}", parts.method, parts.uri.path());
+    };
     let operation = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -145,19 +149,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_query_and_json_operations() {
-        let mut h = http::HeaderMap::new();
-        h.insert("authorization", "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=x".parse().unwrap());
+    fn names_query_json_and_other_operations() {
+        let auth = "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=x";
+        let query = http::Request::post("http://127.0.0.1:5000/").header("authorization", auth).body(()).unwrap().into_parts().0;
         let body = Bytes::from_static(b"Action=GetAccountAuthorizationDetails&Version=2010-05-08");
-        assert_eq!(
-            operation_name(&h, &body),
-            "iam:GetAccountAuthorizationDetails"
-        );
-        h.insert(
-            "x-amz-target",
-            "AWSIdentityStore.ListUsers".parse().unwrap(),
-        );
-        assert_eq!(operation_name(&h, &Bytes::new()), "iam:ListUsers");
+        assert_eq!(operation_name(&query, &body), "iam:GetAccountAuthorizationDetails");
+        let json = http::Request::post("http://127.0.0.1:5000/")
+            .header("authorization", auth.replace("/iam/", "/identitystore/"))
+            .header("x-amz-target", "AWSIdentityStore.ListUsers")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        assert_eq!(operation_name(&json, &Bytes::new()), "identitystore:ListUsers");
+        let scim = http::Request::get("https://scim.us-east-1.amazonaws.com/t-1/scim/v2/Users?startIndex=1")
+            .header("authorization", "Bearer secret")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        assert_eq!(operation_name(&scim, &Bytes::new()), "GET scim.us-east-1.amazonaws.com/t-1/scim/v2/Users");
     }
 
     #[test]
