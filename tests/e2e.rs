@@ -34,6 +34,8 @@ fn expected(emu: &Emulator) -> Expected {
         "dave",
         "baton-reader",
         "baton-assumer",
+        // The emulator's own administrator, which its control endpoint acts as.
+        "emulator-admin",
     ];
     let groups = [group("admins"), group("eng/engineers"), group("empty")];
     let roles: Vec<String> = [
@@ -463,7 +465,8 @@ fn read_commands_list_what_was_synced_and_files_keep_two_syncs() {
             "carol+ops=1,x.y@z-w_v",
             "dave",
             "baton-reader",
-            "baton-assumer"
+            "baton-assumer",
+            "emulator-admin"
         ]
         .map(String::from))
     );

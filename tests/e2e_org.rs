@@ -77,7 +77,10 @@ fn organization_and_identity_center_sync_writes_exact_ids() {
     let active = ["management", "prod", "staging", "dev", "sandbox", "audit"];
     let sets = ["AdministratorAccess", "ReadOnly", "Billing"];
 
-    let mut resources = set([format!("iam_user:{}", emu.user_arn("baton-org-reader"))]);
+    let mut resources = set([
+        format!("iam_user:{}", emu.user_arn("baton-org-reader")),
+        format!("iam_user:{}", emu.user_arn("emulator-admin")),
+    ]);
     resources.extend(users.iter().map(|u| format!("sso_user:{}", user(u))));
     resources.extend(groups.iter().map(|g| format!("sso_group:{}", group(g))));
     // The closed account is not synced.
@@ -243,7 +246,11 @@ fn scim_status_overrides_the_identity_store_and_a_wrong_token_is_named() {
     let summary: Value = serde_json::from_str(&stdout).unwrap();
     let endpoint = emu.str(&["scim_endpoint"]);
     let users_op = format!("GET {}/Users", endpoint.trim_start_matches("http://"));
-    assert_eq!(summary["aws_calls_by_operation"][&users_op], 3, "{}", summary["aws_calls_by_operation"]);
+    assert_eq!(
+        summary["aws_calls_by_operation"][&users_op], 3,
+        "{}",
+        summary["aws_calls_by_operation"]
+    );
     let listed = host(
         &[
             "resources",
@@ -369,7 +376,10 @@ fn cross_account_iam_syncs_member_accounts_under_account_iam() {
     let top_iam = c1z.ids("select external_id from v1_resources where sync_id = ?1 and resource_type_id = 'iam_user' and parent_resource_id is null");
     assert_eq!(
         top_iam,
-        set([format!("iam_user:{}", emu.user_arn("baton-org-reader"))])
+        set([
+            format!("iam_user:{}", emu.user_arn("baton-org-reader")),
+            format!("iam_user:{}", emu.user_arn("emulator-admin"))
+        ])
     );
 
     let grants = c1z.grants();

@@ -5,6 +5,7 @@ use crate::iam::details::AuthorizationDetails;
 use crate::iam::mapping::{self, IamIndex};
 use crate::model::*;
 use crate::platform::Platform;
+use crate::provision;
 use crate::resource_types::{
     self, ACCOUNT, ACCOUNT_IAM, GROUP, IAM_USER, ROLE, SSO_GROUP, SSO_USER,
 };
@@ -62,6 +63,27 @@ pub fn metadata() -> Metadata {
                 enabled_by: Some("global-aws-cross-account-iam-enabled"),
                 permissions: vec!["sts:AssumeRole"],
                 description: "Assume the member-account role (BATON_IAM_ASSUME_ROLE_NAME) in each account and read its IAM; that role needs the sync permissions",
+            },
+            Capability {
+                name: "provision-iam-groups",
+                enabled_by: None,
+                permissions: vec!["iam:ListGroupsForUser", "iam:AddUserToGroup", "iam:RemoveUserFromGroup"],
+                description: "Add users to and remove them from IAM groups",
+            },
+            Capability {
+                name: "provision-identity-center",
+                enabled_by: Some("global-aws-sso-enabled"),
+                permissions: vec![
+                    "identitystore:GetGroupMembershipId",
+                    "identitystore:CreateGroupMembership",
+                    "identitystore:DeleteGroupMembership",
+                    "sso:ListAccountAssignments",
+                    "sso:CreateAccountAssignment",
+                    "sso:DeleteAccountAssignment",
+                    "sso:DescribeAccountAssignmentCreationStatus",
+                    "sso:DescribeAccountAssignmentDeletionStatus",
+                ],
+                description: "Add users to and remove them from Identity Center groups; create and delete account assignments",
             },
             Capability {
                 name: "sync-scim-status",
@@ -422,6 +444,91 @@ impl Connector {
 }
 
 impl Connector {
+    /// The client for an IAM entity: a member account's credentials when its ARN is in
+    /// another account than the connector's own.
+    fn iam_client_for<'a, P: Platform>(
+        &'a self,
+        platform: &'a P,
+        arn: &str,
+    ) -> Result<crate::aws::AwsClient<'a, P>, ConnectorError> {
+        let account = arn.split(':').nth(4).unwrap_or_default();
+        let client = self.client(platform);
+        if account.is_empty() || account == self.caller_account(platform)? {
+            return Ok(client);
+        }
+        Ok(client.with_scope(CredentialScope::Account(account.to_string())))
+    }
+
+    pub fn grant<P: Platform>(
+        &self,
+        platform: &P,
+        entitlement: &Entitlement,
+        principal: &Resource,
+    ) -> Result<provision::Outcome, ConnectorError> {
+        let target = &entitlement.resource;
+        let region = &self.config.sso_region;
+        match target.resource_type.as_str() {
+            GROUP if entitlement.id == format!("{GROUP}:{}:member", target.resource) => {
+                let client = self.iam_client_for(platform, &target.resource)?;
+                provision::grant_iam_group(&client, target, &principal.id)
+            }
+            SSO_GROUP if self.config.sso_enabled => {
+                let instance = self.instance(platform)?;
+                provision::grant_sso_group(
+                    &self.client(platform),
+                    region,
+                    &instance,
+                    target,
+                    &principal.id,
+                )
+            }
+            ACCOUNT if self.config.orgs_enabled && self.config.sso_enabled => {
+                let instance = self.instance(platform)?;
+                provision::grant_account(
+                    &self.client(platform),
+                    region,
+                    &instance,
+                    target,
+                    &entitlement.id,
+                    &principal.id,
+                )
+            }
+            _ => Err(not_provisionable(&entitlement.id)),
+        }
+    }
+
+    pub fn revoke<P: Platform>(
+        &self,
+        platform: &P,
+        grant: &Grant,
+    ) -> Result<Vec<Annotation>, ConnectorError> {
+        let target = &grant.resource;
+        match target.resource_type.as_str() {
+            GROUP if grant.entitlement_id == format!("{GROUP}:{}:member", target.resource) => {
+                let client = self.iam_client_for(platform, &target.resource)?;
+                provision::revoke_iam_group(&client, target, &grant.principal)
+            }
+            SSO_GROUP if self.config.sso_enabled => {
+                let instance = self.instance(platform)?;
+                provision::revoke_sso_group(
+                    &self.client(platform),
+                    &instance,
+                    target,
+                    &grant.principal,
+                )
+            }
+            ACCOUNT if self.config.orgs_enabled && self.config.sso_enabled => {
+                let instance = self.instance(platform)?;
+                provision::revoke_account(
+                    &self.client(platform),
+                    &instance,
+                    &grant.entitlement_id,
+                    &grant.principal,
+                )
+            }
+            _ => Err(not_provisionable(&grant.entitlement_id)),
+        }
+    }
     fn types_include(&self, id: &str) -> bool {
         resource_types::enabled(
             self.config.orgs_enabled,
@@ -602,6 +709,13 @@ impl Connector {
         }
         Ok(())
     }
+}
+
+fn not_provisionable(entitlement: &str) -> ConnectorError {
+    ConnectorError::InvalidArgument(format!(
+        "{entitlement} cannot be granted or revoked: this connector provisions IAM group membership, \
+         Identity Center group membership and account assignments (with Organizations and Identity Center on)"
+    ))
 }
 
 /// Slices a full list into pages; the token is the offset of the next item.

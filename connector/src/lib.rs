@@ -6,6 +6,7 @@ pub mod connector;
 pub mod iam;
 pub mod model;
 pub mod platform;
+pub mod provision;
 pub mod resource_types;
 pub mod scim;
 pub mod settings;

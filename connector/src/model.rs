@@ -255,6 +255,7 @@ pub enum ConnectorError {
     Transient(String),
     CredentialsExpired(String),
     Unsupported(String),
+    InvalidArgument(String),
     Fatal(String),
 }
 
@@ -279,6 +280,7 @@ impl std::fmt::Display for ConnectorError {
             ConnectorError::Transient(m) => write!(f, "transient failure: {m}"),
             ConnectorError::CredentialsExpired(m) => write!(f, "credentials rejected: {m}"),
             ConnectorError::Unsupported(m) => write!(f, "unsupported: {m}"),
+            ConnectorError::InvalidArgument(m) => write!(f, "invalid request: {m}"),
             ConnectorError::Fatal(m) => write!(f, "{m}"),
         }
     }

@@ -74,7 +74,7 @@ fn annotation(a: m::Annotation) -> wit::Annotation {
     }
 }
 
-fn annotations(list: Vec<m::Annotation>) -> Vec<wit::Annotation> {
+pub fn annotations(list: Vec<m::Annotation>) -> Vec<wit::Annotation> {
     list.into_iter().map(annotation).collect()
 }
 
@@ -231,19 +231,50 @@ pub fn entitlement_page(p: m::Page<m::Entitlement>) -> wit::EntitlementPage {
     }
 }
 
+fn grant(g: m::Grant) -> wit::Grant {
+    wit::Grant {
+        id: g.id,
+        entitlement_id: g.entitlement_id,
+        resource: resource_id(g.resource),
+        principal: resource_id(g.principal),
+        annotations: annotations(g.annotations),
+    }
+}
+
+/// Provisioning reads only ids back from the host.
+pub fn entitlement_in(e: wit::Entitlement) -> m::Entitlement {
+    m::Entitlement {
+        id: e.id,
+        resource: resource_id_in(e.resource),
+        slug: e.slug,
+        display_name: e.display_name,
+        description: e.description,
+        purpose: m::Purpose::Assignment,
+        grantable_to: e.grantable_to,
+        annotations: vec![],
+    }
+}
+
+pub fn grant_in(g: wit::Grant) -> m::Grant {
+    m::Grant {
+        id: g.id,
+        entitlement_id: g.entitlement_id,
+        resource: resource_id_in(g.resource),
+        principal: resource_id_in(g.principal),
+        annotations: vec![],
+    }
+}
+
+pub fn provision_result(o: aws_connector_core::provision::Outcome) -> wit::ProvisionResult {
+    wit::ProvisionResult {
+        grants: o.grants.into_iter().map(grant).collect(),
+        annotations: annotations(o.annotations),
+    }
+}
+
 pub fn grant_page(p: m::Page<m::Grant>) -> wit::GrantPage {
     wit::GrantPage {
-        items: p
-            .items
-            .into_iter()
-            .map(|g| wit::Grant {
-                id: g.id,
-                entitlement_id: g.entitlement_id,
-                resource: resource_id(g.resource),
-                principal: resource_id(g.principal),
-                annotations: annotations(g.annotations),
-            })
-            .collect(),
+        items: p.items.into_iter().map(grant).collect(),
         next_page_token: p.next_page_token,
         warnings: p.warnings,
     }
@@ -266,6 +297,7 @@ pub fn error(e: m::ConnectorError) -> wit::ConnectorError {
         m::ConnectorError::Transient(s) => wit::ConnectorError::Transient(s),
         m::ConnectorError::CredentialsExpired(s) => wit::ConnectorError::CredentialsExpired(s),
         m::ConnectorError::Unsupported(s) => wit::ConnectorError::Unsupported(s),
+        m::ConnectorError::InvalidArgument(s) => wit::ConnectorError::InvalidArgument(s),
         m::ConnectorError::Fatal(s) => wit::ConnectorError::Fatal(s),
     }
 }
@@ -285,6 +317,7 @@ pub fn error_in(e: wit::ConnectorError) -> m::ConnectorError {
         wit::ConnectorError::Transient(s) => m::ConnectorError::Transient(s),
         wit::ConnectorError::CredentialsExpired(s) => m::ConnectorError::CredentialsExpired(s),
         wit::ConnectorError::Unsupported(s) => m::ConnectorError::Unsupported(s),
+        wit::ConnectorError::InvalidArgument(s) => m::ConnectorError::InvalidArgument(s),
         wit::ConnectorError::Fatal(s) => m::ConnectorError::Fatal(s),
     }
 }

@@ -80,18 +80,17 @@ impl Guest for Component {
     }
 
     fn grant_entitlement(
-        _entitlement: wit::Entitlement,
-        _principal: wit::Resource,
+        entitlement: wit::Entitlement,
+        principal: wit::Resource,
     ) -> Result<wit::ProvisionResult, wit::ConnectorError> {
-        Err(wit::ConnectorError::Unsupported(
-            "provisioning is not available in this version of the AWS connector".into(),
-        ))
+        let entitlement = convert::entitlement_in(entitlement);
+        let principal = convert::resource_in(principal);
+        with_connector(|c, p| c.grant(p, &entitlement, &principal)).map(convert::provision_result)
     }
 
-    fn revoke_grant(_grant: wit::Grant) -> Result<Vec<wit::Annotation>, wit::ConnectorError> {
-        Err(wit::ConnectorError::Unsupported(
-            "provisioning is not available in this version of the AWS connector".into(),
-        ))
+    fn revoke_grant(grant: wit::Grant) -> Result<Vec<wit::Annotation>, wit::ConnectorError> {
+        let grant = convert::grant_in(grant);
+        with_connector(|c, p| c.revoke(p, &grant)).map(convert::annotations)
     }
 }
 

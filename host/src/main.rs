@@ -6,9 +6,12 @@ mod encode;
 mod expand;
 mod http_client;
 mod outbound;
+mod policy;
+mod provision;
 mod read;
 mod run;
 mod runtime;
+mod session;
 mod store;
 mod sync;
 
@@ -48,6 +51,12 @@ pub struct ReadArgs {
 enum Command {
     /// Run one full sync of a connector component and write a .c1z file.
     Run(run::RunArgs),
+    /// Grant an entitlement to a principal (needs --provisioning).
+    Grant(provision::GrantArgs),
+    /// Revoke a grant (needs --provisioning).
+    Revoke(provision::RevokeArgs),
+    /// Print the least-privilege IAM policy and the role trust policy for these settings.
+    Policy(policy::PolicyArgs),
     /// List the resources of the latest sync in a .c1z file.
     Resources {
         #[command(flatten)]
@@ -88,6 +97,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::main(args),
+        Command::Grant(args) => provision::grant(args),
+        Command::Revoke(args) => provision::revoke(args),
+        Command::Policy(args) => policy::main(args),
         Command::Resources {
             read,
             resource_type,

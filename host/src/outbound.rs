@@ -125,7 +125,11 @@ pub fn operation_name(parts: &http::request::Parts, body: &Bytes) -> String {
         .and_then(|a| a.split("Credential=").nth(1))
         .and_then(|c| c.split('/').nth(3));
     let Some(service) = service else {
-        let host = parts.uri.authority().map(|a| a.as_str()).unwrap_or_default();
+        let host = parts
+            .uri
+            .authority()
+            .map(|a| a.as_str())
+            .unwrap_or_default();
         return format!("{} {host}{}", parts.method, parts.uri.path());
     };
     let operation = headers
@@ -151,9 +155,17 @@ mod tests {
     #[test]
     fn names_query_json_and_other_operations() {
         let auth = "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=x";
-        let query = http::Request::post("http://127.0.0.1:5000/").header("authorization", auth).body(()).unwrap().into_parts().0;
+        let query = http::Request::post("http://127.0.0.1:5000/")
+            .header("authorization", auth)
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
         let body = Bytes::from_static(b"Action=GetAccountAuthorizationDetails&Version=2010-05-08");
-        assert_eq!(operation_name(&query, &body), "iam:GetAccountAuthorizationDetails");
+        assert_eq!(
+            operation_name(&query, &body),
+            "iam:GetAccountAuthorizationDetails"
+        );
         let json = http::Request::post("http://127.0.0.1:5000/")
             .header("authorization", auth.replace("/iam/", "/identitystore/"))
             .header("x-amz-target", "AWSIdentityStore.ListUsers")
@@ -161,14 +173,22 @@ mod tests {
             .unwrap()
             .into_parts()
             .0;
-        assert_eq!(operation_name(&json, &Bytes::new()), "identitystore:ListUsers");
-        let scim = http::Request::get("https://scim.us-east-1.amazonaws.com/t-1/scim/v2/Users?startIndex=1")
-            .header("authorization", "Bearer secret")
-            .body(())
-            .unwrap()
-            .into_parts()
-            .0;
-        assert_eq!(operation_name(&scim, &Bytes::new()), "GET scim.us-east-1.amazonaws.com/t-1/scim/v2/Users");
+        assert_eq!(
+            operation_name(&json, &Bytes::new()),
+            "identitystore:ListUsers"
+        );
+        let scim = http::Request::get(
+            "https://scim.us-east-1.amazonaws.com/t-1/scim/v2/Users?startIndex=1",
+        )
+        .header("authorization", "Bearer secret")
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0;
+        assert_eq!(
+            operation_name(&scim, &Bytes::new()),
+            "GET scim.us-east-1.amazonaws.com/t-1/scim/v2/Users"
+        );
     }
 
     #[test]

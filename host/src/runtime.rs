@@ -41,7 +41,8 @@ impl Default for Limits {
 /// What the host lends one connector, shared by all of its instances.
 pub struct Services {
     pub name: String,
-    pub credentials: CredentialProvider,
+    /// `None` when the host runs without AWS credentials (`host policy`).
+    pub credentials: Option<CredentialProvider>,
     pub outbound: Arc<Outbound>,
     pub cache: Mutex<HashMap<String, Vec<u8>>>,
     pub secrets: std::sync::RwLock<HashMap<String, String>>,
@@ -114,11 +115,14 @@ impl bindings::baton::connector::host::Host for State {
         scope: wit::CredentialScope,
         refresh: bool,
     ) -> Result<wit::Credentials, wit::ConnectorError> {
+        let Some(provider) = &self.services.credentials else {
+            return Err(wit::ConnectorError::Fatal(
+                "this command runs without AWS credentials".into(),
+            ));
+        };
         let c = match scope {
-            wit::CredentialScope::Base => self.services.credentials.get(refresh).await?,
-            wit::CredentialScope::Account(id) => {
-                self.services.credentials.get_member(&id, refresh).await?
-            }
+            wit::CredentialScope::Base => provider.get(refresh).await?,
+            wit::CredentialScope::Account(id) => provider.get_member(&id, refresh).await?,
         };
         Ok(wit::Credentials {
             access_key_id: c.access_key_id,
@@ -404,6 +408,7 @@ pub fn describe_error(e: &wit::ConnectorError) -> String {
         wit::ConnectorError::Transient(m) => format!("transient failure: {m}"),
         wit::ConnectorError::CredentialsExpired(m) => format!("credentials rejected: {m}"),
         wit::ConnectorError::Unsupported(m) => format!("unsupported: {m}"),
+        wit::ConnectorError::InvalidArgument(m) => format!("invalid request: {m}"),
         wit::ConnectorError::Fatal(m) => m.clone(),
     }
 }
@@ -524,6 +529,25 @@ impl Instance {
     ) -> Result<wit::EntitlementPage, CallFailure> {
         guarded!(self, "list-entitlements", |c, s| c
             .call_list_entitlements(s, resource, token))
+    }
+
+    pub async fn grant(
+        &mut self,
+        entitlement: &wit::Entitlement,
+        principal: &wit::Resource,
+    ) -> Result<wit::ProvisionResult, CallFailure> {
+        guarded!(self, "grant-entitlement", |c, s| c.call_grant_entitlement(
+            s,
+            entitlement,
+            principal
+        ))
+    }
+
+    pub async fn revoke(
+        &mut self,
+        grant: &wit::Grant,
+    ) -> Result<Vec<wit::Annotation>, CallFailure> {
+        guarded!(self, "revoke-grant", |c, s| c.call_revoke_grant(s, grant))
     }
 
     pub async fn list_grants(

@@ -433,6 +433,63 @@ def start_scim(users, inactive):
     return f"http://127.0.0.1:{server.server_address[1]}/{SCIM_TENANT}/scim/v2"
 
 
+def start_control(endpoint, admin, out):
+    """The test's window into the emulator, besides the AWS APIs themselves:
+    GET /state reads what AWS holds (IAM group members, Identity Store memberships, account
+    assignments) straight from moto's backends; POST /policy-user creates a user whose only
+    permissions are the posted policy and returns its keys."""
+    from moto.iam.models import iam_backends
+    from moto.identitystore.models import identitystore_backends
+    from moto.ssoadmin.models import ssoadmin_backends
+
+    iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1", **admin)
+    created = []
+
+    def state():
+        groups = iam_backends[ACCOUNT]["aws"].groups
+        store = identitystore_backends[ACCOUNT][SSO_REGION].identity_stores.get(out.get("identity_store_id"))
+        memberships = [] if store is None else [
+            {"GroupId": m["GroupId"], "UserId": m["MemberId"].get("UserId"), "MembershipId": m["MembershipId"]}
+            for m in store.group_memberships.values()
+        ]
+        return {
+            "iam_groups": {g.name: sorted(u.name for u in g.users) for g in groups.values()},
+            "sso_memberships": memberships,
+            "assignments": [
+                {"AccountId": a.target_id, "PermissionSetArn": a.permission_set_arn, "PrincipalType": a.principal_type, "PrincipalId": a.principal_id}
+                for a in ssoadmin_backends[ACCOUNT][SSO_REGION].account_assignments
+            ],
+        }
+
+    class Handler(BaseHTTPRequestHandler):
+        def reply(self, body):
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            self.reply(state())
+
+        def do_POST(self):
+            policy = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
+            name = f"policy-user-{len(created)}"
+            created.append(name)
+            iam.create_user(UserName=name)
+            iam.put_user_policy(UserName=name, PolicyName="connector", PolicyDocument=policy)
+            key = iam.create_access_key(UserName=name)["AccessKey"]
+            self.reply({"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]})
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scenario", choices=["iam", "org", "scale"], default="iam")
@@ -460,6 +517,17 @@ def main():
         seed_org(endpoint, iam, out)
     else:
         seed_scale(iam, out, args.users, args.groups, args.roles)
+    # An administrator the control endpoint acts as once signatures are checked.
+    out["users"]["emulator-admin"] = iam.create_user(UserName="emulator-admin")["User"]["Arn"]
+    iam.put_user_policy(
+        UserName="emulator-admin",
+        PolicyName="all",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
+    )
+    admin_key = iam.create_access_key(UserName="emulator-admin")["AccessKey"]
+    admin = {"aws_access_key_id": admin_key["AccessKeyId"], "aws_secret_access_key": admin_key["SecretAccessKey"]}
+    out["admin"] = {"access_key_id": admin_key["AccessKeyId"], "secret_access_key": admin_key["SecretAccessKey"]}
+    out["control"] = start_control(endpoint, admin, out)
     if not args.no_auth:
         req = urllib.request.Request(
             f"{endpoint}/moto-api/reset-auth", data=b"0", method="POST", headers={"Content-Type": "text/plain"}

@@ -216,3 +216,21 @@ impl C1z {
 pub fn set(items: impl IntoIterator<Item = String>) -> BTreeSet<String> {
     items.into_iter().collect()
 }
+
+/// A bare HTTP/1.1 exchange with the emulator's control endpoint (loopback only).
+pub fn control(emu: &Emulator, method: &str, body: &str) -> Value {
+    use std::io::Write;
+    let url = emu.info["control"].as_str().expect("control endpoint");
+    let authority = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(authority).expect("control endpoint reachable");
+    write!(
+        stream,
+        "{method} / HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("request written");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response read");
+    let (_, json) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    serde_json::from_str(json).expect("JSON from the control endpoint")
+}

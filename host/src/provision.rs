@@ -1,0 +1,233 @@
+//! `host grant` and `host revoke`: one provisioning request, behind an explicit switch.
+
+use crate::bindings::wit;
+use crate::session::{connect, ConnectorArgs};
+use crate::store::proto as p;
+use crate::store::reader::Reader;
+use crate::Format;
+use anyhow::{anyhow, bail, Context, Result};
+use prost::Message;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct Switch {
+    /// Allow this host to write to AWS. Without it nothing is changed.
+    #[arg(long, env = "BATON_PROVISIONING", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub provisioning: bool,
+    /// A .c1z of a recent sync, where entitlements, principals and grants are looked up.
+    #[arg(short = 'f', long = "file", default_value = "sync.c1z")]
+    pub file: PathBuf,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+#[derive(clap::Args)]
+pub struct GrantArgs {
+    #[command(flatten)]
+    pub connector: ConnectorArgs,
+    #[command(flatten)]
+    pub switch: Switch,
+    /// The entitlement id, e.g. `sso_group:<group ARN>:member` or `<account>|<permission set ARN>`.
+    #[arg(long)]
+    pub entitlement: String,
+    /// The principal's resource type, e.g. `sso_user`.
+    #[arg(long = "principal-type")]
+    pub principal_type: String,
+    /// The principal's resource id, e.g. its ARN.
+    #[arg(long)]
+    pub principal: String,
+}
+
+#[derive(clap::Args)]
+pub struct RevokeArgs {
+    #[command(flatten)]
+    pub connector: ConnectorArgs,
+    #[command(flatten)]
+    pub switch: Switch,
+    /// The grant id, as `host grants` lists it.
+    #[arg(long)]
+    pub grant: String,
+}
+
+fn require_switch(switch: &Switch) -> Result<()> {
+    if !switch.provisioning {
+        bail!("provisioning is off, so nothing was changed: pass --provisioning or set BATON_PROVISIONING=true to let this host write to AWS");
+    }
+    Ok(())
+}
+
+fn wit_id(id: Option<&p::ResourceId>) -> wit::ResourceId {
+    let id = id.cloned().unwrap_or_default();
+    wit::ResourceId {
+        resource_type: id.resource_type,
+        resource: id.resource,
+    }
+}
+
+fn minimal_resource(
+    id: wit::ResourceId,
+    parent: Option<wit::ResourceId>,
+    name: String,
+) -> wit::Resource {
+    wit::Resource {
+        id,
+        parent,
+        display_name: name,
+        description: None,
+        traits: vec![],
+        profile: None,
+        status: wit::Status::Unspecified,
+        created_at: None,
+        annotations: vec![],
+    }
+}
+
+fn one_blob(reader: &Reader, table: &str, external_id: &str) -> Result<Option<Vec<u8>>> {
+    Ok(reader
+        .blobs(table, Some(("external_id", external_id)))?
+        .into_iter()
+        .next())
+}
+
+fn open(file: &Path) -> Result<Reader> {
+    Reader::open(file)
+        .with_context(|| "provisioning looks entitlements and grants up in a recent sync (-f)")
+}
+
+fn annotation_names(anns: &[wit::Annotation]) -> Vec<String> {
+    anns.iter()
+        .map(|a| match a {
+            wit::Annotation::GrantAlreadyExists => "already exists".to_string(),
+            wit::Annotation::GrantAlreadyRevoked => "already revoked".to_string(),
+            wit::Annotation::RequestId(id) => format!("request {id}"),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+pub fn grant(args: GrantArgs) -> Result<()> {
+    require_switch(&args.switch)?;
+    let reader = open(&args.switch.file)?;
+    let blob = one_blob(&reader, "v1_entitlements", &args.entitlement)?.ok_or_else(|| {
+        anyhow!(
+            "entitlement {} is not in {}; sync first, or check the id with `host entitlements`",
+            args.entitlement,
+            args.switch.file.display()
+        )
+    })?;
+    let e = p::Entitlement::decode(blob.as_slice())?;
+    let entitlement = wit::Entitlement {
+        id: e.id.clone(),
+        resource: wit_id(e.resource.as_ref().and_then(|r| r.id.as_ref())),
+        slug: e.slug.clone(),
+        display_name: e.display_name.clone(),
+        description: e.description.clone(),
+        purpose: wit::Purpose::Assignment,
+        grantable_to: e.grantable_to.iter().map(|t| t.id.clone()).collect(),
+        annotations: vec![],
+    };
+    let principal_id = wit::ResourceId {
+        resource_type: args.principal_type.clone(),
+        resource: args.principal.clone(),
+    };
+    // A principal created since the last sync is not in the file; its id is enough.
+    let principal = match one_blob(
+        &reader,
+        "v1_resources",
+        &format!("{}:{}", args.principal_type, args.principal),
+    )? {
+        Some(b) => {
+            let r = p::Resource::decode(b.as_slice())?;
+            minimal_resource(
+                principal_id,
+                r.parent_resource_id.as_ref().map(|p| wit_id(Some(p))),
+                r.display_name,
+            )
+        }
+        None => minimal_resource(principal_id, None, args.principal.clone()),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut session = connect(&args.connector, true).await?;
+        let result = session.inst.grant(&entitlement, &principal).await.map_err(|e| anyhow!("granting {} to {}:{} failed: {e}{}", entitlement.id, args.principal_type, args.principal, session.denied_note()))?;
+        let status = annotation_names(&result.annotations);
+        match args.switch.output {
+            Format::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "granted": result.grants.iter().map(|g| serde_json::json!({
+                        "id": g.id, "entitlement": g.entitlement_id,
+                        "principal": {"resource_type": g.principal.resource_type, "id": g.principal.resource},
+                    })).collect::<Vec<_>>(),
+                    "status": status,
+                    "aws_calls": session.calls(),
+                }))?
+            ),
+            Format::Table => {
+                let outcome = if status.iter().any(|s| s == "already exists") { "already exists" } else { "granted" };
+                println!("{outcome}: {} to {} ({})", entitlement.id, principal.display_name, args.principal_type);
+                for g in &result.grants {
+                    println!("  grant {}", g.id);
+                }
+                if !status.is_empty() {
+                    println!("  {}", status.join(", "));
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+pub fn revoke(args: RevokeArgs) -> Result<()> {
+    require_switch(&args.switch)?;
+    let reader = open(&args.switch.file)?;
+    let blob = one_blob(&reader, "v1_grants", &args.grant)?.ok_or_else(|| {
+        anyhow!(
+            "grant {} is not in {}; check the id with `host grants`",
+            args.grant,
+            args.switch.file.display()
+        )
+    })?;
+    let g = p::Grant::decode(blob.as_slice())?;
+    let entitlement = g.entitlement.clone().unwrap_or_default();
+    let grant = wit::Grant {
+        id: g.id.clone(),
+        entitlement_id: entitlement.id.clone(),
+        resource: wit_id(entitlement.resource.as_ref().and_then(|r| r.id.as_ref())),
+        principal: wit_id(g.principal.as_ref().and_then(|r| r.id.as_ref())),
+        annotations: vec![],
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut session = connect(&args.connector, true).await?;
+        let annotations =
+            session.inst.revoke(&grant).await.map_err(|e| {
+                anyhow!("revoking {} failed: {e}{}", grant.id, session.denied_note())
+            })?;
+        let status = annotation_names(&annotations);
+        match args.switch.output {
+            Format::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "revoked": grant.id, "status": status, "aws_calls": session.calls(),
+                }))?
+            ),
+            Format::Table => {
+                let outcome = if status.iter().any(|s| s == "already revoked") {
+                    "already revoked"
+                } else {
+                    "revoked"
+                };
+                println!("{outcome}: {}", grant.id);
+                if !status.is_empty() {
+                    println!("  {}", status.join(", "));
+                }
+            }
+        }
+        Ok(())
+    })
+}

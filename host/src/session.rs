@@ -1,0 +1,362 @@
+//! What every command that runs a connector shares: host settings, credentials, the
+//! sandboxed instance, connector settings and secrets, the outbound allow-list.
+
+use crate::bindings::wit;
+use crate::credentials::{base_from_env, CredentialProvider, RoleSpec};
+use crate::outbound::Outbound;
+use crate::runtime::{Instance, Limits, Loaded, Runtime, Services};
+use crate::sync::explain_config_error;
+use anyhow::{anyhow, bail, Context, Result};
+use aws_connector_core::aws::endpoints::parse_endpoint_url;
+use aws_connector_core::aws::Endpoints;
+use aws_connector_core::sts::validate_role_arn;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct ConnectorArgs {
+    /// The connector component (e.g. aws_connector.wasm).
+    pub component: PathBuf,
+    /// IAM role the host assumes for the connector (the seed's role ARN).
+    #[arg(long, env = "BATON_ROLE_ARN")]
+    pub role_arn: Option<String>,
+    /// External ID for that AssumeRole.
+    #[arg(long, env = "BATON_EXTERNAL_ID")]
+    pub external_id: Option<String>,
+    /// Send every AWS call (the host's STS calls included) to this URL, e.g. an emulator.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+    /// Lend the connector credentials in member accounts (cross-account IAM sync).
+    #[arg(long, env = "BATON_GLOBAL_AWS_CROSS_ACCOUNT_IAM_ENABLED", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, action = clap::ArgAction::Set)]
+    pub cross_account_iam: bool,
+    /// The role the host assumes in each member account.
+    #[arg(
+        long,
+        env = "BATON_IAM_ASSUME_ROLE_NAME",
+        default_value = "OrganizationAccountAccessRole"
+    )]
+    pub member_role_name: String,
+    /// Region for STS.
+    #[arg(long, env = "BATON_GLOBAL_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// A connector setting, `name=value` (see the component's settings); repeatable.
+    /// Overrides the setting's environment variable.
+    #[arg(short = 's', long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    /// Narrow the outbound allow-list to these hosts (`host` or `host:port`); repeatable.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    pub allow_host: Vec<String>,
+    /// Where compiled components are cached.
+    #[arg(long, env = "BATON_HOST_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Memory cap of the component, in MiB.
+    #[arg(long, default_value_t = 512)]
+    pub max_memory_mb: usize,
+    /// Wall-clock limit of one connector call, in seconds.
+    #[arg(long, default_value_t = 900)]
+    pub call_timeout_secs: u64,
+    /// Show the connector's debug logs.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+}
+
+/// A configured connector instance, ready to validate, sync or provision.
+pub struct Session {
+    pub inst: Instance,
+    pub outbound: Arc<Outbound>,
+    pub metadata: wit::Metadata,
+    pub configured: wit::Configured,
+    pub settings: Vec<wit::Setting>,
+    pub loaded: Loaded,
+}
+
+impl Session {
+    /// Outbound requests the allow-list refused, as an addition to an error message.
+    pub fn denied_note(&self) -> String {
+        let denied = self.outbound.denied.lock().expect("denied lock");
+        if denied.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\ndenied outbound requests (not on the allow-list): {}",
+                denied.join(", ")
+            )
+        }
+    }
+
+    pub fn calls(&self) -> BTreeMap<String, u64> {
+        self.outbound.calls.lock().expect("calls lock").clone()
+    }
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|d| d.join("baton-host"))
+}
+
+fn check_external_id(id: &str) -> Result<()> {
+    let ok = (2..=1224).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c));
+    if !ok {
+        bail!("invalid setting BATON_EXTERNAL_ID: must be 2 to 1224 characters of letters, digits and _+=,.@:/-");
+    }
+    Ok(())
+}
+
+fn member_role(args: &ConnectorArgs) -> Result<Option<String>> {
+    if !args.cross_account_iam {
+        return Ok(None);
+    }
+    let name = &args.member_role_name;
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+    if !ok {
+        bail!("invalid setting BATON_IAM_ASSUME_ROLE_NAME: {name:?} is not an IAM role name (1 to 64 of letters, digits and +=,.@_-)");
+    }
+    Ok(Some(name.clone()))
+}
+
+/// Loads, instantiates and configures the component. With `need_credentials` false (the
+/// policy command), no AWS credentials are required.
+pub async fn connect(args: &ConnectorArgs, need_credentials: bool) -> Result<Session> {
+    // Host settings first: they fail fast, before any component is loaded.
+    if let Some(arn) = &args.role_arn {
+        validate_role_arn(arn).map_err(|e| anyhow!("invalid setting BATON_ROLE_ARN: {e}"))?;
+    }
+    if let Some(id) = &args.external_id {
+        check_external_id(id)?;
+        if args.role_arn.is_none() {
+            bail!("BATON_EXTERNAL_ID is set but BATON_ROLE_ARN is not; the external ID is only used to assume that role");
+        }
+    }
+    let override_authority = match &args.endpoint_url {
+        Some(url) => Some(
+            parse_endpoint_url(url)
+                .map_err(|e| anyhow!("invalid setting AWS_ENDPOINT_URL: {e}"))?
+                .1,
+        ),
+        None => None,
+    };
+    // The host itself only calls STS; the Identity Center region is the connector's business.
+    let endpoints = Endpoints::new(&args.region, &args.region, args.endpoint_url.as_deref())
+        .map_err(|e| anyhow!("invalid setting AWS_ENDPOINT_URL: {e}"))?;
+    let credentials = match base_from_env(|k| std::env::var(k).ok()) {
+        Ok((base, source)) => {
+            let role = args.role_arn.clone().map(|role_arn| RoleSpec {
+                role_arn,
+                external_id: args.external_id.clone(),
+            });
+            Some(CredentialProvider::new(
+                base,
+                source,
+                role,
+                member_role(args)?,
+                endpoints,
+            ))
+        }
+        Err(e) if need_credentials => return Err(e),
+        Err(_) => None,
+    };
+
+    let runtime = Runtime::new()?;
+    let cache_dir = args.cache_dir.clone().or_else(default_cache_dir);
+    let loaded = runtime.load(&args.component, cache_dir.as_deref())?;
+    let outbound = Arc::new(Outbound::default());
+    let services = Arc::new(Services {
+        name: args
+            .component
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("connector")
+            .to_string(),
+        credentials,
+        outbound: outbound.clone(),
+        cache: Mutex::new(HashMap::new()),
+        secrets: Default::default(),
+        verbose: args.verbose,
+    });
+    let limits = Limits {
+        memory_bytes: args.max_memory_mb << 20,
+        call_timeout: Duration::from_secs(args.call_timeout_secs),
+        ..Limits::default()
+    };
+    let mut inst = runtime
+        .instantiate(&loaded, services.clone(), &limits)
+        .await?;
+    let metadata = inst
+        .metadata()
+        .await
+        .map_err(|e| anyhow!("reading the component's metadata failed: {e}"))?;
+    let settings = connector_settings(&metadata, args)?;
+    *services.secrets.write().expect("secrets lock") = secrets_from_env(&metadata);
+    let configured = inst
+        .configure(&settings)
+        .await
+        .map_err(|e| anyhow!("{}", explain_config_error(&e)))?;
+    // Hosts the operator named (the endpoint override, a SCIM endpoint) may be called
+    // even when the component's declared patterns do not cover them.
+    let mut operator_hosts: Vec<String> = override_authority.into_iter().collect();
+    operator_hosts.extend(settings.iter().filter_map(|s| url_authority(&s.value)));
+    outbound.allow(allow_list(
+        &metadata,
+        &configured,
+        &operator_hosts,
+        &args.allow_host,
+    )?);
+    Ok(Session {
+        inst,
+        outbound,
+        metadata,
+        configured,
+        settings,
+        loaded,
+    })
+}
+
+/// Connector settings from their environment variables (as the component's schema names
+/// them), then host flags, then `-s name=value`.
+pub fn connector_settings(
+    metadata: &wit::Metadata,
+    args: &ConnectorArgs,
+) -> Result<Vec<wit::Setting>> {
+    let mut values: BTreeMap<String, String> = BTreeMap::new();
+    for spec in &metadata.settings {
+        if spec.kind == wit::SettingKind::Secret {
+            continue;
+        }
+        if let Ok(v) = std::env::var(&spec.env) {
+            values.insert(spec.name.clone(), v);
+        }
+    }
+    let declared = |name: &str| metadata.settings.iter().any(|s| s.name == name);
+    if declared("global-region") {
+        values.insert("global-region".into(), args.region.clone());
+    }
+    if let (Some(url), true) = (&args.endpoint_url, declared("endpoint-url")) {
+        values.insert("endpoint-url".into(), url.clone());
+    }
+    for kv in &args.set {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("-s {kv:?}: expected NAME=VALUE"))?;
+        if metadata
+            .settings
+            .iter()
+            .any(|s| s.name == k && s.kind == wit::SettingKind::Secret)
+        {
+            bail!("-s {k}: a secret is read from its environment variable only, so that it stays out of process listings and shell history");
+        }
+        if !declared(k) {
+            let known: Vec<_> = metadata.settings.iter().map(|s| s.name.as_str()).collect();
+            bail!(
+                "-s {k}: the component has no such setting; it has: {}",
+                known.join(", ")
+            );
+        }
+        values.insert(k.to_string(), v.to_string());
+    }
+    Ok(values
+        .into_iter()
+        .map(|(name, value)| wit::Setting { name, value })
+        .collect())
+}
+
+/// Secret settings, from their environment variables: handed to the component on request
+/// through the `secret` import, never passed as settings and never logged.
+fn secrets_from_env(metadata: &wit::Metadata) -> HashMap<String, String> {
+    metadata
+        .settings
+        .iter()
+        .filter(|s| s.kind == wit::SettingKind::Secret)
+        .filter_map(|s| std::env::var(&s.env).ok().map(|v| (s.name.clone(), v)))
+        .collect()
+}
+
+/// The `host[:port]` of an http(s) URL.
+fn url_authority(value: &str) -> Option<String> {
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"))?;
+    let authority = rest.split('/').next()?;
+    parse_endpoint_url(&format!("{}://{authority}", value.split("://").next()?))
+        .ok()
+        .map(|(_, a)| a)
+}
+
+/// The hosts the configured connector needs, within what it declared it may ever call or
+/// the operator named, optionally narrowed by `--allow-host`.
+fn allow_list(
+    metadata: &wit::Metadata,
+    configured: &wit::Configured,
+    operator_hosts: &[String],
+    narrow: &[String],
+) -> Result<Vec<String>> {
+    let mut allowed: Vec<String> = Vec::new();
+    for host in &configured.outbound_hosts {
+        let host = host.to_ascii_lowercase();
+        let declared = metadata
+            .outbound_hosts
+            .iter()
+            .any(|p| pattern_matches(p, &host));
+        if declared || operator_hosts.contains(&host) {
+            allowed.push(host);
+        } else {
+            bail!("the connector asked to call {host}, which its metadata does not declare; refusing to run it");
+        }
+    }
+    if !narrow.is_empty() {
+        let narrow: Vec<String> = narrow.iter().map(|h| h.to_ascii_lowercase()).collect();
+        allowed.retain(|h| narrow.contains(h));
+    }
+    allowed.sort();
+    allowed.dedup();
+    Ok(allowed)
+}
+
+/// `*` matches exactly one DNS label.
+fn pattern_matches(pattern: &str, host: &str) -> bool {
+    let p: Vec<&str> = pattern.split('.').collect();
+    let h: Vec<&str> = host.split('.').collect();
+    p.len() == h.len()
+        && p.iter()
+            .zip(&h)
+            .all(|(a, b)| *a == "*" || a.eq_ignore_ascii_case(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_one_label() {
+        assert!(pattern_matches(
+            "sts.*.amazonaws.com",
+            "sts.eu-west-1.amazonaws.com"
+        ));
+        assert!(!pattern_matches(
+            "sts.*.amazonaws.com",
+            "sts.a.b.amazonaws.com"
+        ));
+        assert!(!pattern_matches(
+            "iam.amazonaws.com",
+            "iam.amazonaws.com.evil.net"
+        ));
+        assert!(pattern_matches("iam.amazonaws.com", "IAM.amazonaws.com"));
+    }
+
+    #[test]
+    fn external_ids_are_checked() {
+        assert!(check_external_id("abc-123_XYZ=").is_ok());
+        let e = check_external_id("x").unwrap_err().to_string();
+        assert!(e.contains("BATON_EXTERNAL_ID"), "{e}");
+        assert!(check_external_id("has space").is_err());
+    }
+}
