@@ -13,5 +13,7 @@ pub mod settings;
 pub mod sigv4;
 pub mod sso;
 pub mod sts;
+#[cfg(test)]
+mod testing;
 pub mod timestamp;
 pub mod xml;

@@ -18,6 +18,7 @@ use std::time::Duration;
 const POLL_EVERY: Duration = Duration::from_secs(1);
 const POLL_ATTEMPTS: u32 = 300;
 
+#[derive(Debug)]
 pub struct Outcome {
     pub grants: Vec<Grant>,
     pub annotations: Vec<Annotation>,
@@ -396,6 +397,91 @@ pub fn provisionable(resource_type: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::Endpoints;
+    use crate::platform::HttpResponse;
+    use crate::testing::{resp, Fake};
+
+    fn instance() -> Instance {
+        Instance {
+            arn: "arn:aws:sso:::instance/ssoins-1".into(),
+            identity_store_id: "d-1".into(),
+        }
+    }
+
+    const PS: &str = "arn:aws:sso:::permissionSet/ssoins-1/ps-1";
+
+    fn script(creation_statuses: &[&str], reason: &str) -> Vec<(String, HttpResponse)> {
+        // Keys are matched against the request body, first match first.
+        let mut s = vec![(
+            "\"PermissionSetArn\"".to_string(),
+            resp(200, &[], r#"{"AccountAssignments":[]}"#),
+        )];
+        s.push((
+            "\"TargetType\"".to_string(),
+            resp(
+                200,
+                &[],
+                r#"{"AccountAssignmentCreationStatus":{"Status":"IN_PROGRESS","RequestId":"r-1"}}"#,
+            ),
+        ));
+        for st in creation_statuses {
+            s.push((
+                "AccountAssignmentCreationRequestId".to_string(),
+                resp(200, &[], &format!(r#"{{"AccountAssignmentCreationStatus":{{"Status":"{st}","RequestId":"r-1","FailureReason":"{reason}"}}}}"#)),
+            ));
+        }
+        s
+    }
+
+    #[test]
+    fn assignments_are_polled_until_they_succeed() {
+        let fake = Fake::new(script(&["IN_PROGRESS", "IN_PROGRESS", "SUCCEEDED"], ""));
+        let endpoints = Endpoints::new("us-east-1", "us-east-1", None).unwrap();
+        let client = AwsClient::new(&fake, &endpoints);
+        let account = ResourceId::new(ACCOUNT, "111122223333");
+        let group = ResourceId::new(SSO_GROUP, "arn:aws:identitystore:us-east-1::d-1/group/g-1");
+        let out = grant_account(
+            &client,
+            "us-east-1",
+            &instance(),
+            &account,
+            &format!("111122223333|{PS}"),
+            &group,
+        )
+        .unwrap();
+        assert_eq!(out.annotations, [Annotation::RequestId("r-1".into())]);
+        assert_eq!(
+            fake.sleeps.borrow().len(),
+            3,
+            "one poll a second until SUCCEEDED"
+        );
+        assert!(fake.sleeps.borrow().iter().all(|d| *d == POLL_EVERY));
+    }
+
+    #[test]
+    fn a_failed_assignment_reports_aws_reason_verbatim() {
+        let fake = Fake::new(script(
+            &["FAILED"],
+            "Received a 404 status error: The account is suspended",
+        ));
+        let endpoints = Endpoints::new("us-east-1", "us-east-1", None).unwrap();
+        let client = AwsClient::new(&fake, &endpoints);
+        let account = ResourceId::new(ACCOUNT, "111122223333");
+        let user = ResourceId::new(SSO_USER, "arn:aws:identitystore:us-east-1::d-1/user/u-1");
+        let err = grant_account(
+            &client,
+            "us-east-1",
+            &instance(),
+            &account,
+            &format!("111122223333|{PS}"),
+            &user,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            ConnectorError::Fatal("creating the account assignment failed (request r-1): Received a 404 status error: The account is suspended".into())
+        );
+    }
 
     #[test]
     fn account_entitlements_split_at_the_first_bar() {

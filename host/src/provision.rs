@@ -171,8 +171,9 @@ pub fn grant(args: GrantArgs) -> Result<()> {
                 for g in &result.grants {
                     println!("  grant {}", g.id);
                 }
-                if !status.is_empty() {
-                    println!("  {}", status.join(", "));
+                let rest: Vec<&String> = status.iter().filter(|s| !s.starts_with("already")).collect();
+                if !rest.is_empty() {
+                    println!("  {}", rest.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
                 }
             }
         }
@@ -223,8 +224,18 @@ pub fn revoke(args: RevokeArgs) -> Result<()> {
                     "revoked"
                 };
                 println!("{outcome}: {}", grant.id);
-                if !status.is_empty() {
-                    println!("  {}", status.join(", "));
+                let rest: Vec<&String> = status
+                    .iter()
+                    .filter(|s| !s.starts_with("already"))
+                    .collect();
+                if !rest.is_empty() {
+                    println!(
+                        "  {}",
+                        rest.iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
                 }
             }
         }

@@ -347,68 +347,8 @@ fn transport_error(operation: &str, request: &HttpRequest, e: TransportError) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ConnectorError, CredentialScope, Credentials};
-    use std::cell::RefCell;
+    use crate::testing::{resp, Fake};
     use std::time::Duration;
-
-    /// Answers each request from a script keyed by its body; records sleeps and batches.
-    struct Fake {
-        script: RefCell<Vec<(String, HttpResponse)>>,
-        sleeps: RefCell<Vec<Duration>>,
-        batches: RefCell<Vec<usize>>,
-    }
-
-    fn resp(status: u16, headers: &[(&str, &str)], body: &str) -> HttpResponse {
-        HttpResponse {
-            status,
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            body: body.as_bytes().to_vec(),
-        }
-    }
-
-    impl Platform for Fake {
-        fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
-            let body = String::from_utf8(request.body.clone()).unwrap();
-            let mut script = self.script.borrow_mut();
-            let at = script
-                .iter()
-                .position(|(k, _)| body.contains(k.as_str()))
-                .unwrap_or_else(|| panic!("unscripted {body}"));
-            Ok(script.remove(at).1)
-        }
-        fn send_many(&self, requests: &[HttpRequest]) -> Vec<Result<HttpResponse, TransportError>> {
-            self.batches.borrow_mut().push(requests.len());
-            requests.iter().map(|r| self.send(r)).collect()
-        }
-        fn credentials(&self, _: &CredentialScope, _: bool) -> Result<Credentials, ConnectorError> {
-            Ok(Credentials {
-                access_key_id: "AKID".into(),
-                secret_access_key: "s".into(),
-                session_token: None,
-                expires_at: None,
-            })
-        }
-        fn now(&self) -> SystemTime {
-            SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
-        }
-        fn sleep(&self, d: Duration) {
-            self.sleeps.borrow_mut().push(d);
-        }
-        fn random(&self) -> u64 {
-            0
-        }
-        fn log(&self, _: LogLevel, _: &str) {}
-        fn secret(&self, _: &str) -> Option<String> {
-            None
-        }
-        fn cache_get(&self, _: &str) -> Option<Vec<u8>> {
-            None
-        }
-        fn cache_set(&self, _: &str, _: &[u8]) {}
-    }
 
     #[test]
     fn a_batch_backs_off_together_and_keeps_order() {
@@ -427,11 +367,7 @@ mod tests {
             .collect();
         // g3 is throttled once: the second chunk (g8, g9) waits, then all retry together.
         script.insert(0, (r#""g3""#.into(), throttle));
-        let fake = Fake {
-            script: RefCell::new(script),
-            sleeps: RefCell::new(vec![]),
-            batches: RefCell::new(vec![]),
-        };
+        let fake = Fake::new(script);
         let endpoints = Endpoints::new("us-east-1", "us-east-1", None).unwrap();
         let client = AwsClient::new(&fake, &endpoints);
         let inputs: Vec<Value> = (0..10)
@@ -466,11 +402,7 @@ mod tests {
             (r#""a""#.to_string(), resp(200, &[], "{}")),
             (r#""b""#.to_string(), denied),
         ];
-        let fake = Fake {
-            script: RefCell::new(script),
-            sleeps: RefCell::new(vec![]),
-            batches: RefCell::new(vec![]),
-        };
+        let fake = Fake::new(script);
         let endpoints = Endpoints::new("us-east-1", "us-east-1", None).unwrap();
         let client = AwsClient::new(&fake, &endpoints);
         let out = client.json_batch(
