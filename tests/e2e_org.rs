@@ -40,6 +40,29 @@ fn run(
     )
 }
 
+/// The names of disabled SSO users in a sync, and every SSO user as `host resources` lists it.
+fn sso_user_status(file: &std::path::Path) -> (BTreeSet<String>, Vec<Value>) {
+    let out = host(
+        &[
+            "resources",
+            "-f",
+            file.to_str().unwrap(),
+            "-t",
+            "sso_user",
+            "-o",
+            "json",
+        ],
+        &[],
+    );
+    let listed: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let disabled = listed
+        .iter()
+        .filter(|u| u["status"] == "disabled")
+        .map(|u| u["display_name"].as_str().unwrap().to_string())
+        .collect();
+    (disabled, listed)
+}
+
 #[test]
 fn organization_and_identity_center_sync_writes_exact_ids() {
     let emu = Emulator::shared_org();
@@ -153,24 +176,7 @@ fn organization_and_identity_center_sync_writes_exact_ids() {
     assert_eq!(calls["sso:DescribePermissionSet"], 3);
 
     // Users' status comes from the Identity Store.
-    let listed = host(
-        &[
-            "resources",
-            "-f",
-            file.to_str().unwrap(),
-            "-t",
-            "sso_user",
-            "-o",
-            "json",
-        ],
-        &[],
-    );
-    let listed: Vec<Value> = serde_json::from_slice(&listed.stdout).unwrap();
-    let disabled: BTreeSet<String> = listed
-        .iter()
-        .filter(|u| u["status"] == "disabled")
-        .map(|u| u["display_name"].as_str().unwrap().to_string())
-        .collect();
+    let (disabled, listed) = sso_user_status(&file);
     assert_eq!(
         disabled,
         set(["cat@example.com".to_string(), "eve@example.com".to_string()])
@@ -251,24 +257,7 @@ fn scim_status_overrides_the_identity_store_and_a_wrong_token_is_named() {
         "{}",
         summary["aws_calls_by_operation"]
     );
-    let listed = host(
-        &[
-            "resources",
-            "-f",
-            file.to_str().unwrap(),
-            "-t",
-            "sso_user",
-            "-o",
-            "json",
-        ],
-        &[],
-    );
-    let listed: Vec<Value> = serde_json::from_slice(&listed.stdout).unwrap();
-    let disabled: BTreeSet<String> = listed
-        .iter()
-        .filter(|u| u["status"] == "disabled")
-        .map(|u| u["display_name"].as_str().unwrap().to_string())
-        .collect();
+    let (disabled, _) = sso_user_status(&file);
     // dan is enabled in the Identity Store but inactive in SCIM: SCIM wins.
     assert_eq!(
         disabled,
