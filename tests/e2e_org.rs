@@ -338,6 +338,11 @@ fn cross_account_iam_syncs_member_accounts_under_account_iam() {
             account("prod")
         ),
         format!(
+            "iam_user:{} < {}",
+            arn("prod", "user/prod-oncall"),
+            account("prod")
+        ),
+        format!(
             "group:{} < {}",
             arn("prod", "group/prod-ops"),
             account("prod")

@@ -193,12 +193,14 @@ fn identity_center_provisioning_is_idempotent_and_checked_in_aws() {
     let features = [
         ("BATON_GLOBAL_AWS_ORGS_ENABLED", "true"),
         ("BATON_GLOBAL_AWS_SSO_ENABLED", "true"),
+        ("BATON_GLOBAL_AWS_CROSS_ACCOUNT_IAM_ENABLED", "true"),
     ];
     let policy = printed_policy(&features);
     let (key, secret) = user_with(&emu, &policy);
     let env = [
         features[0],
         features[1],
+        features[2],
         ("BATON_GLOBAL_ACCESS_KEY_ID", key.as_str()),
         ("BATON_GLOBAL_SECRET_ACCESS_KEY", secret.as_str()),
         ("BATON_PROVISIONING", "true"),
@@ -321,14 +323,42 @@ fn identity_center_provisioning_is_idempotent_and_checked_in_aws() {
         assert!(ok && stdout.starts_with("already revoked:"), "{stdout}");
     }
 
+    // An IAM group in a member account, through the host's member-account credentials.
+    let prod = emu.str(&["accounts", "prod"]);
+    let prod_ops = format!("group:arn:aws:iam::{prod}:group/prod-ops:member");
+    let oncall = format!("arn:aws:iam::{prod}:user/prod-oncall");
+    let members =
+        || control(&emu, "GET", "")["member_iam_groups"][prod.as_str()]["prod-ops"].clone();
+    let add = [
+        "grant",
+        "--entitlement",
+        prod_ops.as_str(),
+        "--principal-type",
+        "iam_user",
+        "--principal",
+        oncall.as_str(),
+    ];
+    let (ok, stdout, stderr) = provision(&emu, &file, &env, &add);
+    assert!(ok && stdout.starts_with("granted:"), "{stdout}{stderr}");
+    assert_eq!(members(), serde_json::json!(["prod-admin", "prod-oncall"]));
+    let (ok, stdout, _) = provision(&emu, &file, &env, &add);
+    assert!(ok && stdout.starts_with("already exists:"), "{stdout}");
+    sync(&emu, &file, &env);
+    let grant_id = format!("{prod_ops}:iam_user:{oncall}");
+    let (ok, stdout, stderr) =
+        provision(&emu, &file, &env, &["revoke", "--grant", grant_id.as_str()]);
+    assert!(ok && stdout.starts_with("revoked:"), "{stdout}{stderr}");
+    assert_eq!(members(), serde_json::json!(["prod-admin"]));
+
     // The printed policy without sso:CreateAccountAssignment: the grant names what is missing.
     let (key, secret) = user_with(&emu, &without(&policy, "sso:CreateAccountAssignment"));
     let short = [
         env[0],
         env[1],
+        env[2],
         ("BATON_GLOBAL_ACCESS_KEY_ID", key.as_str()),
         ("BATON_GLOBAL_SECRET_ACCESS_KEY", secret.as_str()),
-        env[4],
+        env[5],
     ];
     let (ok, _, stderr) = provision(&emu, &file, &short, &assign);
     assert!(

@@ -258,6 +258,7 @@ def identity_center_like_aws():
     SSOAdminResponse.list_instances = list_instances
 
 
+MEMBER_PROVISION_ACTIONS = ["iam:ListGroupsForUser", "iam:AddUserToGroup", "iam:RemoveUserFromGroup"]
 ORG_READ_ACTIONS = READ_ACTIONS + [
     "organizations:DescribeOrganization",
     "organizations:ListAccounts",
@@ -355,7 +356,9 @@ def seed_org(endpoint, iam, out):
     # Each member account's OrganizationAccountAccessRole may read IAM (for cross-account
     # sync) and Organizations (for the "role in a member account" case: DescribeOrganization
     # works there, ListAccounts does not).
-    member_policy = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ORG_READ_ACTIONS, "Resource": "*"}]})
+    member_policy = json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ORG_READ_ACTIONS + MEMBER_PROVISION_ACTIONS, "Resource": "*"}]}
+    )
     members = {}
     for name in ["prod", "staging", "dev", "sandbox", "audit"]:
         members[name] = member_iam(out["accounts"][name])
@@ -367,6 +370,7 @@ def seed_org(endpoint, iam, out):
     members["prod"].add_user_to_group(GroupName="prod-ops", UserName="prod-admin")
     members["prod"].create_role(RoleName="prod-deploy", AssumeRolePolicyDocument=trust(allow(admin["Arn"])))
     members["staging"].create_user(UserName="staging-dev", Path="/dev/")
+    members["prod"].create_user(UserName="prod-oncall")
 
     # SCIM says what the identity provider says: the disabled users, and dan, whom the
     # provider has deactivated although the Identity Store still shows him enabled.
@@ -454,6 +458,11 @@ def start_control(endpoint, admin, out):
         ]
         return {
             "iam_groups": {g.name: sorted(u.name for u in g.users) for g in groups.values()},
+            "member_iam_groups": {
+                account: {g.name: sorted(u.name for u in g.users) for g in backends["aws"].groups.values()}
+                for account, backends in iam_backends.items()
+                if account != ACCOUNT
+            },
             "sso_memberships": memberships,
             "assignments": [
                 {"AccountId": a.target_id, "PermissionSetArn": a.permission_set_arn, "PrincipalType": a.principal_type, "PrincipalId": a.principal_id}
