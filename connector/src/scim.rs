@@ -5,6 +5,8 @@ use crate::aws::endpoints::parse_endpoint_url;
 use crate::aws::errors::ErrorKind;
 use crate::aws::retry::RetryPolicy;
 use crate::model::{ConnectorError, LogLevel};
+#[cfg(test)]
+use crate::platform::HttpResponse;
 use crate::platform::{HttpRequest, Platform, Scheme, TransportError};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -25,6 +27,7 @@ pub fn parse_endpoint(url: &str) -> Result<(Scheme, String, String), String> {
 }
 
 /// `active` per SCIM user id (which is the Identity Store user id) and per user name.
+#[derive(Debug)]
 pub struct ScimStatus {
     pub by_id: HashMap<String, bool>,
     pub by_user_name: HashMap<String, bool>,
@@ -135,6 +138,64 @@ fn get<P: Platform>(platform: &P, request: &HttpRequest) -> Result<Value, Connec
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::Fake;
+
+    fn page(start: usize, total: usize, users: &[(&str, &str, bool)]) -> HttpResponse {
+        let resources: Vec<Value> = users
+            .iter()
+            .map(|(id, name, active)| serde_json::json!({"id": id, "userName": name, "active": active}))
+            .collect();
+        let body = serde_json::json!({"totalResults": total, "startIndex": start, "itemsPerPage": users.len(), "Resources": resources});
+        crate::testing::resp(200, &[], &body.to_string())
+    }
+
+    #[test]
+    fn pages_by_start_index_until_the_total() {
+        // The fake matches on the body; GETs have none, so answers are taken in order.
+        let fake = Fake::new(vec![
+            (
+                String::new(),
+                page(1, 3, &[("u1", "ann", true), ("u2", "ben", false)]),
+            ),
+            (String::new(), page(3, 3, &[("u3", "cat", true)])),
+        ]);
+        let s = statuses(
+            &fake,
+            "https://scim.us-east-1.amazonaws.com/t-1/scim/v2",
+            "tok",
+        )
+        .unwrap();
+        assert_eq!(s.active("u2", "whatever"), Some(false));
+        assert_eq!(
+            s.active("unknown", "cat"),
+            Some(true),
+            "falls back to the user name"
+        );
+        assert_eq!(s.active("nobody", "nobody"), None);
+        assert!(fake.script.borrow().is_empty(), "both pages were read");
+    }
+
+    #[test]
+    fn a_rejected_token_names_the_setting_without_the_token() {
+        let fake = Fake::new(vec![(
+            String::new(),
+            crate::testing::resp(401, &[], r#"{"status":"401"}"#),
+        )]);
+        let e = statuses(
+            &fake,
+            "https://scim.us-east-1.amazonaws.com/t-1/scim/v2",
+            "very-secret",
+        )
+        .unwrap_err();
+        let ConnectorError::InvalidConfig { setting, reason } = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(setting, "BATON_SCIM_TOKEN");
+        assert!(
+            reason.contains("401") && !reason.contains("very-secret"),
+            "{reason}"
+        );
+    }
 
     #[test]
     fn endpoints_split_into_authority_and_path() {

@@ -287,6 +287,24 @@ mod tests {
         let (s, _) =
             setting_of(Config::parse(&set(&[("endpoint-url", "localhost:5000")])).unwrap_err());
         assert_eq!(s, "AWS_ENDPOINT_URL");
+        let (s, why) = setting_of(Config::parse(&set(&[("scim-enabled", "true")])).unwrap_err());
+        assert_eq!(s, "BATON_SCIM_ENDPOINT");
+        assert!(why.contains("no SCIM endpoint"), "{why}");
+        let scim_without_sso = set(&[
+            ("scim-enabled", "true"),
+            (
+                "scim-endpoint",
+                "https://scim.us-east-1.amazonaws.com/t/scim/v2",
+            ),
+        ]);
+        let (s, why) = setting_of(Config::parse(&scim_without_sso).unwrap_err());
+        assert_eq!(s, "BATON_SCIM_ENABLED");
+        assert!(why.contains("BATON_GLOBAL_AWS_SSO_ENABLED=true"), "{why}");
+        let (s, why) = setting_of(
+            Config::parse(&set(&[("global-aws-cross-account-iam-enabled", "true")])).unwrap_err(),
+        );
+        assert_eq!(s, "BATON_GLOBAL_AWS_CROSS_ACCOUNT_IAM_ENABLED");
+        assert!(why.contains("BATON_GLOBAL_AWS_ORGS_ENABLED=true"), "{why}");
         let (s, why) = setting_of(Config::parse(&set(&[("no-such", "x")])).unwrap_err());
         assert_eq!(s, "no-such");
         assert!(why.contains("global-region"), "{why}");

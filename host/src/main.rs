@@ -94,6 +94,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Like other command-line tools: end quietly when the reader of our output goes away
+    // (`host policy … | head`) instead of failing to print.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::main(args),
