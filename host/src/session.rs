@@ -127,7 +127,13 @@ fn member_role(args: &ConnectorArgs) -> Result<Option<String>> {
 /// Loads, instantiates and configures the component. With `need_credentials` false (the
 /// policy command), no AWS credentials are required.
 pub async fn connect(args: &ConnectorArgs, need_credentials: bool) -> Result<Session> {
-    // Host settings first: they fail fast, before any component is loaded.
+    if !args.component.is_file() {
+        bail!(
+            "{} is not a file; build the component with `cd guest && cargo build --release --target wasm32-wasip2` (or run scripts/demo.sh)",
+            args.component.display()
+        );
+    }
+    // Host settings next: they fail fast, before any component is loaded.
     if let Some(arn) = &args.role_arn {
         validate_role_arn(arn).map_err(|e| anyhow!("invalid setting BATON_ROLE_ARN: {e}"))?;
     }
