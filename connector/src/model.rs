@@ -35,6 +35,22 @@ pub struct Email {
     pub primary: bool,
 }
 
+/// A user's e-mails from candidate addresses in order: blanks and case-insensitive
+/// repeats dropped, the first one primary.
+pub fn emails<'a>(addresses: impl IntoIterator<Item = &'a str>) -> Vec<Email> {
+    let mut out: Vec<Email> = Vec::new();
+    for address in addresses {
+        if !address.is_empty() && !out.iter().any(|e| e.address.eq_ignore_ascii_case(address)) {
+            let primary = out.is_empty();
+            out.push(Email {
+                address: address.to_string(),
+                primary,
+            });
+        }
+    }
+    out
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AccountType {
     #[default]
@@ -90,6 +106,17 @@ pub struct GrantExpandable {
     pub entitlement_ids: Vec<String>,
     pub shallow: bool,
     pub resource_type_ids: Vec<String>,
+}
+
+impl GrantExpandable {
+    /// "Every holder of `entitlement_id` also holds this grant's entitlement."
+    pub fn from_holders_of(entitlement_id: String) -> Annotation {
+        Annotation::GrantExpandable(GrantExpandable {
+            entitlement_ids: vec![entitlement_id],
+            shallow: false,
+            resource_type_ids: vec![],
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,28 +17,13 @@ fn tags_struct(tags: &[(String, String)]) -> Value {
 }
 
 pub fn user_resource(u: &IamUser) -> Resource {
-    let mut emails: Vec<Email> = Vec::new();
-    let mut add = |address: &str| {
-        if !address.is_empty()
-            && !emails
-                .iter()
-                .any(|e| e.address.eq_ignore_ascii_case(address))
-        {
-            let primary = emails.is_empty();
-            emails.push(Email {
-                address: address.to_string(),
-                primary,
-            });
-        }
-    };
-    if u.name.contains('@') {
-        add(&u.name);
-    }
-    for (k, v) in &u.tags {
-        if k == "email" {
-            add(v);
-        }
-    }
+    let username_email = u.name.contains('@').then_some(u.name.as_str());
+    let tag_emails = u
+        .tags
+        .iter()
+        .filter(|(k, _)| k == "email")
+        .map(|(_, v)| v.as_str());
+    let emails = emails(username_email.into_iter().chain(tag_emails));
     let profile = json!({
         "aws_arn": u.arn,
         "aws_path": u.path,
@@ -346,11 +331,9 @@ impl<'a> IamIndex<'a> {
             }
             let mut annotations = Vec::new();
             if ptype == ROLE {
-                annotations.push(Annotation::GrantExpandable(GrantExpandable {
-                    entitlement_ids: vec![format!("{ROLE}:{arn}:assignment")],
-                    shallow: false,
-                    resource_type_ids: vec![],
-                }));
+                annotations.push(GrantExpandable::from_holders_of(format!(
+                    "{ROLE}:{arn}:assignment"
+                )));
             }
             grants.push(Grant {
                 id,

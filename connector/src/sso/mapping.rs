@@ -42,25 +42,12 @@ pub fn user_resource(
     scim_active: Option<bool>,
 ) -> Resource {
     let arn = user_arn(region, store, &u.user_id);
-    let mut emails: Vec<Email> = Vec::new();
-    let candidates = u
-        .user_name
-        .contains('@')
-        .then_some(u.user_name.as_str())
-        .into_iter()
-        .chain(u.emails.iter().map(String::as_str));
-    for address in candidates {
-        if !emails
-            .iter()
-            .any(|e| e.address.eq_ignore_ascii_case(address))
-        {
-            let primary = emails.is_empty();
-            emails.push(Email {
-                address: address.to_string(),
-                primary,
-            });
-        }
-    }
+    let username_email = u.user_name.contains('@').then_some(u.user_name.as_str());
+    let emails = emails(
+        username_email
+            .into_iter()
+            .chain(u.emails.iter().map(String::as_str)),
+    );
     let status = match scim_active {
         Some(true) => Status::Enabled,
         Some(false) => Status::Disabled,
@@ -205,11 +192,9 @@ pub fn assignment_grants(
             "grant:{entitlement_id}:{parn}"
         ))];
         if ptype == SSO_GROUP {
-            annotations.push(Annotation::GrantExpandable(GrantExpandable {
-                entitlement_ids: vec![format!("{SSO_GROUP}:{parn}:member")],
-                shallow: false,
-                resource_type_ids: vec![],
-            }));
+            annotations.push(GrantExpandable::from_holders_of(format!(
+                "{SSO_GROUP}:{parn}:member"
+            )));
         }
         out.push(Grant {
             id,
