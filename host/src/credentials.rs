@@ -3,12 +3,14 @@
 
 use crate::bindings::wit;
 use crate::http_client;
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use aws_connector_core::aws::client::build_request;
 use aws_connector_core::aws::{query, Endpoints, Service};
 use aws_connector_core::model::Credentials;
-use aws_connector_core::sts;
+use aws_connector_core::platform::HttpRequest;
+use aws_connector_core::sts::{self, validate_role_arn};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Mutex;
 
@@ -22,10 +24,150 @@ pub struct RoleSpec {
     pub external_id: Option<String>,
 }
 
+/// Where the host's own (base) credentials come from.
+// No Debug: it may hold keys.
+#[derive(Clone)]
+pub enum CredentialSource {
+    /// `BATON_GLOBAL_*`, then `AWS_*` keys, then a web identity (`AWS_WEB_IDENTITY_TOKEN_FILE`
+    /// with `AWS_ROLE_ARN`, as EKS and other OIDC setups provide).
+    Env,
+    /// Keys given directly (already read from where the operator keeps them).
+    Keys {
+        access_key_id: String,
+        secret_access_key: String,
+        session_token: Option<String>,
+    },
+    /// A profile of an AWS shared credentials file.
+    File { path: PathBuf, profile: String },
+    /// AssumeRoleWithWebIdentity with the token in a file (re-read at every refresh).
+    WebIdentity {
+        role_arn: String,
+        token_file: PathBuf,
+    },
+    /// No AWS credentials: for components that do not call AWS.
+    None,
+}
+
+/// Resolved base credentials.
+enum Base {
+    Static(Credentials),
+    WebIdentity {
+        role_arn: String,
+        token_file: PathBuf,
+        session: Mutex<Option<Credentials>>,
+    },
+}
+
+impl CredentialSource {
+    /// Resolves the source into base credentials and a name for error messages; `None`
+    /// for [`CredentialSource::None`].
+    fn resolve(&self, env: impl Fn(&str) -> Option<String>) -> Result<Option<(Base, String)>> {
+        Ok(Some(match self {
+            CredentialSource::None => return Ok(None),
+            CredentialSource::Env => {
+                let get = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+                if let (None, None, Some(token_file), Some(role_arn)) = (
+                    get("BATON_GLOBAL_ACCESS_KEY_ID"),
+                    get("AWS_ACCESS_KEY_ID"),
+                    get("AWS_WEB_IDENTITY_TOKEN_FILE"),
+                    get("AWS_ROLE_ARN"),
+                ) {
+                    return CredentialSource::WebIdentity {
+                        role_arn,
+                        token_file: token_file.into(),
+                    }
+                    .resolve(env);
+                }
+                let (c, name) = base_from_env(env)?;
+                (Base::Static(c), name.to_string())
+            }
+            CredentialSource::Keys {
+                access_key_id,
+                secret_access_key,
+                session_token,
+            } => (
+                Base::Static(Credentials {
+                    access_key_id: access_key_id.clone(),
+                    secret_access_key: secret_access_key.clone(),
+                    session_token: session_token.clone(),
+                    expires_at: None,
+                }),
+                "the configured keys".to_string(),
+            ),
+            CredentialSource::File { path, profile } => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    anyhow!("cannot read the credentials file {}: {e}", path.display())
+                })?;
+                let c = shared_credentials_profile(&text, profile)
+                    .map_err(|why| anyhow!("credentials file {}: {why}", path.display()))?;
+                (
+                    Base::Static(c),
+                    format!("profile {profile} of {}", path.display()),
+                )
+            }
+            CredentialSource::WebIdentity {
+                role_arn,
+                token_file,
+            } => {
+                validate_role_arn(role_arn)
+                    .map_err(|e| anyhow!("invalid web identity role ARN: {e}"))?;
+                (
+                    Base::WebIdentity {
+                        role_arn: role_arn.clone(),
+                        token_file: token_file.clone(),
+                        session: Mutex::new(None),
+                    },
+                    format!("the web identity in {}", token_file.display()),
+                )
+            }
+        }))
+    }
+}
+
+/// One profile of an AWS shared credentials file (`~/.aws/credentials`, INI).
+fn shared_credentials_profile(text: &str, profile: &str) -> Result<Credentials, String> {
+    let mut current = None;
+    let mut values: HashMap<String, String> = HashMap::new();
+    let mut found = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let name = name.trim();
+            let name = name.strip_prefix("profile ").unwrap_or(name).trim();
+            current = Some(name.to_string());
+            found |= name == profile;
+            continue;
+        }
+        if current.as_deref() == Some(profile) {
+            if let Some((k, v)) = line.split_once('=') {
+                values.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+            }
+        }
+    }
+    if !found {
+        return Err(format!("it has no [{profile}] profile"));
+    }
+    let get = |k: &str| values.get(k).filter(|v| !v.is_empty()).cloned();
+    match (get("aws_access_key_id"), get("aws_secret_access_key")) {
+        (Some(id), Some(secret)) => Ok(Credentials {
+            access_key_id: id,
+            secret_access_key: secret,
+            session_token: get("aws_session_token"),
+            expires_at: None,
+        }),
+        _ => Err(format!(
+            "profile [{profile}] needs aws_access_key_id and aws_secret_access_key"
+        )),
+    }
+}
+
 pub struct CredentialProvider {
-    base: Credentials,
+    base: Base,
     /// Where the base credentials came from, for error messages.
-    base_source: &'static str,
+    base_source: String,
     role: Option<RoleSpec>,
     /// The role to assume in member accounts; `None` when cross-account access is off.
     member_role_name: Option<String>,
@@ -77,14 +219,21 @@ pub fn base_from_env(
 }
 
 impl CredentialProvider {
+    /// A provider for `source`, or `None` when the source is `None`.
     pub fn new(
-        base: Credentials,
-        base_source: &'static str,
+        source: &CredentialSource,
+        env: impl Fn(&str) -> Option<String>,
         role: Option<RoleSpec>,
         member_role_name: Option<String>,
         endpoints: Endpoints,
-    ) -> Self {
-        CredentialProvider {
+    ) -> Result<Option<Self>> {
+        let Some((base, base_source)) = source.resolve(env)? else {
+            if role.is_some() {
+                bail!("a role to assume is configured but no credentials to assume it with");
+            }
+            return Ok(None);
+        };
+        Ok(Some(CredentialProvider {
             base,
             base_source,
             role,
@@ -92,7 +241,37 @@ impl CredentialProvider {
             endpoints,
             session: Mutex::new(None),
             members: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// The base credentials: static keys, or a web-identity session refreshed before it
+    /// expires.
+    async fn base(&self, refresh: bool) -> Result<Credentials, wit::ConnectorError> {
+        let (role_arn, token_file, session) = match &self.base {
+            Base::Static(c) => return Ok(c.clone()),
+            Base::WebIdentity {
+                role_arn,
+                token_file,
+                session,
+            } => (role_arn, token_file, session),
+        };
+        let mut session = session.lock().await;
+        if let Some(c) = session.as_ref() {
+            if !refresh && !expires_soon(c) {
+                return Ok(c.clone());
+            }
         }
+        let fresh = self
+            .assume_with_web_identity(role_arn, token_file)
+            .await
+            .map_err(|why| {
+                wit::ConnectorError::Fatal(format!(
+                    "cannot assume {role_arn} with the web identity token in {}: {why}",
+                    token_file.display()
+                ))
+            })?;
+        *session = Some(fresh.clone());
+        Ok(fresh)
     }
 
     /// Credentials for the connector. With a role configured: session credentials from
@@ -100,7 +279,7 @@ impl CredentialProvider {
     /// `refresh` says the connector saw them rejected.
     pub async fn get(&self, refresh: bool) -> Result<Credentials, wit::ConnectorError> {
         let Some(role) = &self.role else {
-            return Ok(self.base.clone());
+            return self.base(refresh).await;
         };
         let mut session = self.session.lock().await;
         if let Some(c) = session.as_ref() {
@@ -108,8 +287,9 @@ impl CredentialProvider {
                 return Ok(c.clone());
             }
         }
+        let base = self.base(false).await?;
         let fresh = self
-            .assume(&role.role_arn, role.external_id.as_deref(), &self.base)
+            .assume(&role.role_arn, role.external_id.as_deref(), &base)
             .await
             .map_err(|why| {
                 wit::ConnectorError::Fatal(format!(
@@ -162,13 +342,7 @@ impl CredentialProvider {
         source: &Credentials,
     ) -> Result<Credentials, String> {
         let operation = "sts:AssumeRole";
-        let session_name = format!(
-            "baton-host-{}",
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0)
-        );
+        let session_name = session_name();
         let params = sts::assume_role_params(role_arn, &session_name, external_id, SESSION_SECONDS);
         let body =
             query::encode_body("AssumeRole", Service::Sts.api_version(), &params).into_bytes();
@@ -194,6 +368,59 @@ impl CredentialProvider {
         })?;
         sts::parse_assumed_credentials(&result)
     }
+}
+
+impl CredentialProvider {
+    /// STS AssumeRoleWithWebIdentity: unsigned, the token is the proof.
+    async fn assume_with_web_identity(
+        &self,
+        role_arn: &str,
+        token_file: &Path,
+    ) -> Result<Credentials, String> {
+        let token = std::fs::read_to_string(token_file)
+            .map_err(|e| format!("cannot read the token file: {e}"))?;
+        let params = vec![
+            ("RoleArn".to_string(), role_arn.to_string()),
+            ("RoleSessionName".to_string(), session_name()),
+            ("WebIdentityToken".to_string(), token.trim().to_string()),
+            ("DurationSeconds".to_string(), SESSION_SECONDS.to_string()),
+        ];
+        let action = "AssumeRoleWithWebIdentity";
+        let body = query::encode_body(action, Service::Sts.api_version(), &params).into_bytes();
+        let target = self.endpoints.target(Service::Sts);
+        let request = HttpRequest {
+            method: "POST",
+            scheme: target.scheme,
+            authority: target.authority,
+            path: "/".into(),
+            headers: vec![(
+                "content-type".into(),
+                "application/x-www-form-urlencoded; charset=utf-8".into(),
+            )],
+            body,
+        };
+        let response = http_client::send(&request)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        let result = query::parse_response(
+            "sts:AssumeRoleWithWebIdentity",
+            action,
+            response.status,
+            &response.body,
+        )
+        .map_err(|e| e.to_string())?;
+        sts::parse_assumed_credentials(&result)
+    }
+}
+
+fn session_name() -> String {
+    format!(
+        "baton-host-{}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    )
 }
 
 fn expires_soon(c: &Credentials) -> bool {
@@ -249,6 +476,44 @@ mod tests {
         assert!(e.contains("BATON_GLOBAL_SECRET_ACCESS_KEY"), "{e}");
         let e = base_from_env(env(&[])).unwrap_err().to_string();
         assert!(e.contains("no AWS credentials"), "{e}");
+    }
+
+    #[test]
+    fn shared_credentials_files_are_read_by_profile() {
+        let text = "# comment\n[default]\naws_access_key_id = AKIA1\naws_secret_access_key = s1\n\n[profile ci]\naws_access_key_id=AKIA2\naws_secret_access_key=s2\naws_session_token=t2\n[half]\naws_access_key_id=AKIA3\n";
+        let c = shared_credentials_profile(text, "default").unwrap();
+        assert_eq!((c.access_key_id.as_str(), c.session_token), ("AKIA1", None));
+        let c = shared_credentials_profile(text, "ci").unwrap();
+        assert_eq!(c.session_token.as_deref(), Some("t2"));
+        let e = shared_credentials_profile(text, "prod").unwrap_err();
+        assert!(e.contains("no [prod] profile"), "{e}");
+        let e = shared_credentials_profile(text, "half").unwrap_err();
+        assert!(e.contains("aws_secret_access_key"), "{e}");
+    }
+
+    #[test]
+    fn environment_web_identity_is_used_when_no_keys_are_set() {
+        let source = CredentialSource::Env;
+        let (base, name) = source
+            .resolve(env(&[
+                ("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/token"),
+                ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/irsa"),
+            ]))
+            .unwrap()
+            .unwrap();
+        assert!(matches!(base, Base::WebIdentity { .. }));
+        assert!(name.contains("/var/run/token"), "{name}");
+        let (base, _) = source
+            .resolve(env(&[
+                ("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/token"),
+                ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/irsa"),
+                ("AWS_ACCESS_KEY_ID", "AKIA"),
+                ("AWS_SECRET_ACCESS_KEY", "s"),
+            ]))
+            .unwrap()
+            .unwrap();
+        assert!(matches!(base, Base::Static(_)));
+        assert!(CredentialSource::None.resolve(env(&[])).unwrap().is_none());
     }
 
     #[test]

@@ -5,15 +5,20 @@ mod credentials;
 mod encode;
 mod expand;
 mod http_client;
+mod log;
+mod metrics;
 mod outbound;
 mod policy;
 mod provision;
 mod read;
 mod run;
 mod runtime;
+mod schedule;
+mod serve;
 mod session;
 mod store;
 mod sync;
+mod upload;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -51,6 +56,8 @@ pub struct ReadArgs {
 enum Command {
     /// Run one full sync of a connector component and write a .c1z file.
     Run(run::RunArgs),
+    /// Run connectors as a service: syncs on schedule, uploads, health, metrics, provisioning API.
+    Serve(serve::ServeArgs),
     /// Grant an entitlement to a principal (needs --provisioning).
     Grant(provision::GrantArgs),
     /// Revoke a grant (needs --provisioning).
@@ -103,6 +110,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::main(args),
+        Command::Serve(args) => serve::main(args),
         Command::Grant(args) => provision::grant(args),
         Command::Revoke(args) => provision::revoke(args),
         Command::Policy(args) => policy::main(args),

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
@@ -22,6 +23,10 @@ pub struct Outbound {
     pub allowed: RwLock<Vec<String>>,
     pub calls: Mutex<BTreeMap<String, u64>>,
     pub denied: Mutex<Vec<String>>,
+    /// Responses that said "slow down" (HTTP 429, or an AWS throttling error code).
+    pub throttled: AtomicU64,
+    /// Responses with a 5xx status.
+    pub server_errors: AtomicU64,
 }
 
 impl Outbound {
@@ -97,12 +102,61 @@ impl WasiHttpHooks for Hooks {
             )
             .await
             .map_err(|_| HttpError::ConnectionTimeout)??;
+            let status = response.status().as_u16();
+            if status < 400 {
+                return Ok((
+                    response.map(BodyExt::boxed_unsync),
+                    Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                ));
+            }
+            // Error answers are small: read them to tell throttling from other errors.
+            let driver = tokio::spawn(io);
+            let (parts, body) = response.into_parts();
+            let bytes = body.collect().await?.to_bytes();
+            driver.abort();
+            if status >= 500 {
+                outbound.server_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            if is_throttling(status, &parts.headers, &bytes) {
+                outbound.throttled.fetch_add(1, Ordering::Relaxed);
+            }
+            let body = Full::new(bytes)
+                .map_err(|never| match never {})
+                .boxed_unsync();
             Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                http::Response::from_parts(parts, body),
+                Box::new(async { Ok(()) })
+                    as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
             ))
         })
     }
+}
+
+/// AWS's ways of saying "slow down": 429, or a throttling code in the JSON error type
+/// header or the XML/JSON body.
+fn is_throttling(status: u16, headers: &http::HeaderMap, body: &[u8]) -> bool {
+    const CODES: [&str; 4] = [
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+    ];
+    if status == 429 {
+        return true;
+    }
+    let header = headers
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if CODES.iter().any(|c| header.starts_with(c)) {
+        return true;
+    }
+    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+    CODES.iter().any(|c| {
+        text.contains(&format!("<Code>{c}</Code>"))
+            || text.contains(&format!("\"__type\":\"{c}\""))
+            || text.contains(&format!("#{c}\""))
+    })
 }
 
 fn clamp(options: Option<RequestOptions>) -> RequestOptions {
@@ -200,6 +254,27 @@ mod tests {
         assert!(o.is_allowed("127.0.0.1:5000"));
         assert!(!o.is_allowed("127.0.0.1:5001"));
         assert!(!o.is_allowed("evil.amazonaws.com"));
+    }
+
+    #[test]
+    fn throttling_is_recognised_in_every_protocol() {
+        let none = http::HeaderMap::new();
+        let iam = b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>";
+        assert!(is_throttling(400, &none, iam));
+        let sso =
+            br#"{"__type":"ThrottlingException","message":"slow down","RetryAfterSeconds":2}"#;
+        assert!(is_throttling(400, &none, sso));
+        let orgs = br#"{"__type":"com.amazonaws#TooManyRequestsException","Message":"x"}"#;
+        assert!(is_throttling(400, &none, orgs));
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            "x-amzn-errortype",
+            "ThrottlingException:http://internal".parse().unwrap(),
+        );
+        assert!(is_throttling(400, &h, b""));
+        assert!(is_throttling(429, &none, b""));
+        let denied = b"<ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>";
+        assert!(!is_throttling(403, &none, denied));
     }
 
     #[test]

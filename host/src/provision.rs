@@ -94,7 +94,7 @@ fn open(file: &Path) -> Result<Reader> {
         .with_context(|| "provisioning looks entitlements and grants up in a recent sync (-f)")
 }
 
-fn annotation_names(anns: &[wit::Annotation]) -> Vec<String> {
+pub fn annotation_names(anns: &[wit::Annotation]) -> Vec<String> {
     anns.iter()
         .map(|a| match a {
             wit::Annotation::GrantAlreadyExists => "already exists".to_string(),
@@ -105,14 +105,19 @@ fn annotation_names(anns: &[wit::Annotation]) -> Vec<String> {
         .collect()
 }
 
-pub fn grant(args: GrantArgs) -> Result<()> {
-    require_switch(&args.switch)?;
-    let reader = open(&args.switch.file)?;
-    let blob = one_blob(&reader, "v1_entitlements", &args.entitlement)?.ok_or_else(|| {
+/// The entitlement and principal of a grant request, looked up in a recent sync. A
+/// principal created since that sync is not in the file; its id is enough.
+pub fn grant_request(
+    file: &Path,
+    entitlement_id: &str,
+    principal_type: &str,
+    principal_id: &str,
+) -> Result<(wit::Entitlement, wit::Resource)> {
+    let reader = open(file)?;
+    let blob = one_blob(&reader, "v1_entitlements", entitlement_id)?.ok_or_else(|| {
         anyhow!(
-            "entitlement {} is not in {}; sync first, or check the id with `host entitlements`",
-            args.entitlement,
-            args.switch.file.display()
+            "entitlement {entitlement_id} is not in {}; sync first, or check the id with `host entitlements`",
+            file.display()
         )
     })?;
     let e = p::Entitlement::decode(blob.as_slice())?;
@@ -126,26 +131,53 @@ pub fn grant(args: GrantArgs) -> Result<()> {
         grantable_to: e.grantable_to.iter().map(|t| t.id.clone()).collect(),
         annotations: vec![],
     };
-    let principal_id = wit::ResourceId {
-        resource_type: args.principal_type.clone(),
-        resource: args.principal.clone(),
+    let id = wit::ResourceId {
+        resource_type: principal_type.to_string(),
+        resource: principal_id.to_string(),
     };
-    // A principal created since the last sync is not in the file; its id is enough.
-    let principal = match one_blob(
-        &reader,
-        "v1_resources",
-        &format!("{}:{}", args.principal_type, args.principal),
-    )? {
+    let key = format!("{principal_type}:{principal_id}");
+    let principal = match one_blob(&reader, "v1_resources", &key)? {
         Some(b) => {
             let r = p::Resource::decode(b.as_slice())?;
             minimal_resource(
-                principal_id,
+                id,
                 r.parent_resource_id.as_ref().map(|p| wit_id(Some(p))),
                 r.display_name,
             )
         }
-        None => minimal_resource(principal_id, None, args.principal.clone()),
+        None => minimal_resource(id, None, principal_id.to_string()),
     };
+    Ok((entitlement, principal))
+}
+
+/// The grant a revoke request names, looked up in a recent sync.
+pub fn revoke_request(file: &Path, grant_id: &str) -> Result<wit::Grant> {
+    let reader = open(file)?;
+    let blob = one_blob(&reader, "v1_grants", grant_id)?.ok_or_else(|| {
+        anyhow!(
+            "grant {grant_id} is not in {}; check the id with `host grants`",
+            file.display()
+        )
+    })?;
+    let g = p::Grant::decode(blob.as_slice())?;
+    let entitlement = g.entitlement.clone().unwrap_or_default();
+    Ok(wit::Grant {
+        id: g.id.clone(),
+        entitlement_id: entitlement.id.clone(),
+        resource: wit_id(entitlement.resource.as_ref().and_then(|r| r.id.as_ref())),
+        principal: wit_id(g.principal.as_ref().and_then(|r| r.id.as_ref())),
+        annotations: vec![],
+    })
+}
+
+pub fn grant(args: GrantArgs) -> Result<()> {
+    require_switch(&args.switch)?;
+    let (entitlement, principal) = grant_request(
+        &args.switch.file,
+        &args.entitlement,
+        &args.principal_type,
+        &args.principal,
+    )?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -183,23 +215,7 @@ pub fn grant(args: GrantArgs) -> Result<()> {
 
 pub fn revoke(args: RevokeArgs) -> Result<()> {
     require_switch(&args.switch)?;
-    let reader = open(&args.switch.file)?;
-    let blob = one_blob(&reader, "v1_grants", &args.grant)?.ok_or_else(|| {
-        anyhow!(
-            "grant {} is not in {}; check the id with `host grants`",
-            args.grant,
-            args.switch.file.display()
-        )
-    })?;
-    let g = p::Grant::decode(blob.as_slice())?;
-    let entitlement = g.entitlement.clone().unwrap_or_default();
-    let grant = wit::Grant {
-        id: g.id.clone(),
-        entitlement_id: entitlement.id.clone(),
-        resource: wit_id(entitlement.resource.as_ref().and_then(|r| r.id.as_ref())),
-        principal: wit_id(g.principal.as_ref().and_then(|r| r.id.as_ref())),
-        annotations: vec![],
-    };
+    let grant = revoke_request(&args.switch.file, &args.grant)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

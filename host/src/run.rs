@@ -5,6 +5,7 @@ use crate::sync;
 use crate::Format;
 use anyhow::{anyhow, Result};
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -37,12 +38,16 @@ async fn run(args: RunArgs) -> Result<()> {
             .await
             .map_err(|e| anyhow!("validating the connection failed: {e}"))?;
         eprintln!("connected: {whoami}");
-        sync::run(
+        let progress = Progress::new();
+        let result = sync::run(
             &mut session.inst,
             &session.configured.resource_types,
             &args.file,
+            &progress,
         )
-        .await
+        .await;
+        progress.clear();
+        result
     }
     .await;
     let mut summary = match result {
@@ -64,6 +69,59 @@ async fn run(args: RunArgs) -> Result<()> {
         &session.loaded,
         args.output,
     )
+}
+
+/// A one-line progress display on an interactive terminal, redrawn at most ten times
+/// a second; nothing when stderr is a file or a pipe.
+struct Progress {
+    tty: bool,
+    last: std::cell::Cell<Option<Instant>>,
+    started: Instant,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            tty: std::io::stderr().is_terminal(),
+            last: std::cell::Cell::new(None),
+            started: Instant::now(),
+        }
+    }
+
+    fn clear(&self) {
+        if self.tty && self.last.get().is_some() {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
+impl sync::Observer for Progress {
+    fn page_done(&self, s: &sync::Summary) -> Result<()> {
+        if !self.tty
+            || self
+                .last
+                .get()
+                .is_some_and(|t| t.elapsed().as_millis() < 100)
+        {
+            return Ok(());
+        }
+        self.last.set(Some(Instant::now()));
+        let phase = ["grants", "entitlements", "resources"]
+            .into_iter()
+            .find(|p| s.phases_ms.contains_key(*p))
+            .map_or("resources", |done| match done {
+                "resources" => "entitlements",
+                _ => "grants",
+            });
+        eprint!(
+            "\r\x1b[2K{:>5.1} s  listing {phase}: {} resources, {} entitlements, {} grants",
+            self.started.elapsed().as_secs_f64(),
+            s.resources.values().sum::<u64>(),
+            s.entitlements,
+            s.grants
+        );
+        Ok(())
+    }
 }
 
 fn print_summary(

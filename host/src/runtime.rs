@@ -4,6 +4,7 @@
 
 use crate::bindings::{self, wit, Plugin, PluginPre, CONTRACT_EXPORT};
 use crate::credentials::CredentialProvider;
+use crate::log;
 use crate::outbound::{Hooks, Outbound};
 use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
@@ -145,14 +146,22 @@ impl bindings::baton::connector::host::Host for State {
     }
 
     async fn log(&mut self, level: wit::LogLevel, message: String, fields: Vec<(String, String)>) {
-        let show = match level {
-            wit::LogLevel::Trace | wit::LogLevel::Debug => self.services.verbose,
-            _ => true,
+        let level = match level {
+            wit::LogLevel::Trace | wit::LogLevel::Debug if !self.services.verbose => return,
+            wit::LogLevel::Trace | wit::LogLevel::Debug => log::Level::Debug,
+            wit::LogLevel::Info => log::Level::Info,
+            wit::LogLevel::Warn => log::Level::Warn,
+            wit::LogLevel::Error => log::Level::Error,
         };
-        if show {
-            let fields: String = fields.iter().map(|(k, v)| format!(" {k}={v}")).collect();
-            eprintln!("[{}] {level:?}: {message}{fields}", self.services.name);
-        }
+        // The component's own fields come after the host's, so they cannot pose as them.
+        let mut all: Vec<(&str, &str)> = vec![("connector", self.services.name.as_str())];
+        all.extend(
+            fields
+                .iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "connector" | "ts" | "level" | "msg"))
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        log::emit(level, &message, &all);
     }
 
     async fn cache_get(&mut self, key: String) -> Option<Vec<u8>> {
@@ -472,6 +481,11 @@ impl Instance {
             Some(t) => format!("{what} trapped: {t}"),
             None => format!("{what} failed: {trap:#}"),
         }
+    }
+
+    /// Whether a trap or a limit has discarded this instance.
+    pub fn discarded(&self) -> bool {
+        self.poisoned.is_some()
     }
 
     pub async fn metadata(&mut self) -> Result<wit::Metadata, CallFailure> {

@@ -2,7 +2,7 @@
 //! sandboxed instance, connector settings and secrets, the outbound allow-list.
 
 use crate::bindings::wit;
-use crate::credentials::{base_from_env, CredentialProvider, RoleSpec};
+use crate::credentials::{base_from_env, CredentialProvider, CredentialSource, RoleSpec};
 use crate::outbound::Outbound;
 use crate::runtime::{Instance, Limits, Loaded, Runtime, Services};
 use crate::sync::explain_config_error;
@@ -62,6 +62,85 @@ pub struct ConnectorArgs {
     pub verbose: bool,
 }
 
+/// Everything needed to run one connector, whether it came from command-line flags and
+/// the environment (`host run`) or from a service configuration file (`host serve`).
+// No Debug: it holds secrets.
+#[derive(Clone)]
+pub struct ConnectorSpec {
+    /// Names the connector in logs, metrics and file names.
+    pub name: String,
+    pub component: PathBuf,
+    /// Settings by name. With `settings_from_env`, each setting the component declares is
+    /// first read from its environment variable, and these override it.
+    pub settings: BTreeMap<String, String>,
+    pub settings_from_env: bool,
+    /// Secret settings by name, handed over through the `secret` import only.
+    pub secrets: HashMap<String, String>,
+    pub credentials: CredentialSource,
+    pub role: Option<RoleSpec>,
+    /// Send every AWS call (the host's STS calls included) to this URL.
+    pub endpoint_url: Option<String>,
+    pub region: String,
+    /// The role assumed in member accounts; `None` when cross-account access is off.
+    pub member_role: Option<String>,
+    /// Narrows the outbound allow-list to these hosts; empty means no narrowing.
+    pub allow_hosts: Vec<String>,
+    pub cache_dir: Option<PathBuf>,
+    pub limits: Limits,
+    pub verbose: bool,
+}
+
+impl ConnectorArgs {
+    /// The spec of `host run`/`grant`/`revoke`/`policy`: flags, then the environment.
+    pub fn spec(&self, need_credentials: bool) -> Result<ConnectorSpec> {
+        let mut settings = BTreeMap::new();
+        for kv in &self.set {
+            let (k, v) = kv
+                .split_once('=')
+                .with_context(|| format!("-s {kv:?}: expected NAME=VALUE"))?;
+            settings.insert(k.to_string(), v.to_string());
+        }
+        let credentials = if need_credentials
+            || base_from_env(|k| std::env::var(k).ok()).is_ok()
+            || std::env::var_os("AWS_WEB_IDENTITY_TOKEN_FILE").is_some()
+        {
+            CredentialSource::Env
+        } else {
+            CredentialSource::None
+        };
+        Ok(ConnectorSpec {
+            name: self
+                .component
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("connector")
+                .to_string(),
+            component: self.component.clone(),
+            settings,
+            settings_from_env: true,
+            secrets: HashMap::new(),
+            credentials,
+            role: self.role_arn.clone().map(|role_arn| RoleSpec {
+                role_arn,
+                external_id: self.external_id.clone(),
+            }),
+            endpoint_url: self.endpoint_url.clone(),
+            region: self.region.clone(),
+            member_role: self
+                .cross_account_iam
+                .then(|| self.member_role_name.clone()),
+            allow_hosts: self.allow_host.clone(),
+            cache_dir: self.cache_dir.clone(),
+            limits: Limits {
+                memory_bytes: self.max_memory_mb << 20,
+                call_timeout: Duration::from_secs(self.call_timeout_secs),
+                ..Limits::default()
+            },
+            verbose: self.verbose,
+        })
+    }
+}
+
 /// A configured connector instance, ready to validate, sync or provision.
 pub struct Session {
     pub inst: Instance,
@@ -69,7 +148,7 @@ pub struct Session {
     pub metadata: wit::Metadata,
     pub configured: wit::Configured,
     pub settings: Vec<wit::Setting>,
-    pub loaded: Loaded,
+    pub loaded: Arc<Loaded>,
 }
 
 impl Session {
@@ -91,7 +170,7 @@ impl Session {
     }
 }
 
-fn default_cache_dir() -> Option<PathBuf> {
+pub fn default_cache_dir() -> Option<PathBuf> {
     std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
@@ -109,11 +188,7 @@ fn check_external_id(id: &str) -> Result<()> {
     Ok(())
 }
 
-fn member_role(args: &ConnectorArgs) -> Result<Option<String>> {
-    if !args.cross_account_iam {
-        return Ok(None);
-    }
-    let name = &args.member_role_name;
+fn check_member_role(name: &str) -> Result<()> {
     let ok = (1..=64).contains(&name.len())
         && name
             .chars()
@@ -121,29 +196,84 @@ fn member_role(args: &ConnectorArgs) -> Result<Option<String>> {
     if !ok {
         bail!("invalid setting BATON_IAM_ASSUME_ROLE_NAME: {name:?} is not an IAM role name (1 to 64 of letters, digits and +=,.@_-)");
     }
-    Ok(Some(name.clone()))
+    Ok(())
 }
 
-/// Loads, instantiates and configures the component. With `need_credentials` false (the
-/// policy command), no AWS credentials are required.
-pub async fn connect(args: &ConnectorArgs, need_credentials: bool) -> Result<Session> {
-    if !args.component.is_file() {
-        bail!(
-            "{} is not a file; build the component with `cd guest && cargo build --release --target wasm32-wasip2` (or run scripts/demo.sh)",
-            args.component.display()
-        );
-    }
-    // Host settings next: they fail fast, before any component is loaded.
-    if let Some(arn) = &args.role_arn {
-        validate_role_arn(arn).map_err(|e| anyhow!("invalid setting BATON_ROLE_ARN: {e}"))?;
-    }
-    if let Some(id) = &args.external_id {
-        check_external_id(id)?;
-        if args.role_arn.is_none() {
-            bail!("BATON_EXTERNAL_ID is set but BATON_ROLE_ARN is not; the external ID is only used to assume that role");
+/// Checks the host-side settings of a spec, before any component is loaded.
+pub fn check_spec(spec: &ConnectorSpec) -> Result<()> {
+    if let Some(role) = &spec.role {
+        validate_role_arn(&role.role_arn)
+            .map_err(|e| anyhow!("invalid setting BATON_ROLE_ARN: {e}"))?;
+        if let Some(id) = &role.external_id {
+            check_external_id(id)?;
         }
     }
-    let override_authority = match &args.endpoint_url {
+    if let Some(name) = &spec.member_role {
+        check_member_role(name)?;
+    }
+    if let Some(url) = &spec.endpoint_url {
+        parse_endpoint_url(url).map_err(|e| anyhow!("invalid setting AWS_ENDPOINT_URL: {e}"))?;
+    }
+    Ok(())
+}
+
+/// A component loaded (compiled, or taken from the compiled cache) by a runtime.
+pub fn load(runtime: &Runtime, spec: &ConnectorSpec) -> Result<Arc<Loaded>> {
+    if !spec.component.is_file() {
+        bail!(
+            "{} is not a file; build the component with `cd guest && cargo build --release --target wasm32-wasip2` (or run scripts/demo.sh)",
+            spec.component.display()
+        );
+    }
+    let cache_dir = spec.cache_dir.clone().or_else(default_cache_dir);
+    Ok(Arc::new(
+        runtime.load(&spec.component, cache_dir.as_deref())?,
+    ))
+}
+
+/// Loads, instantiates and configures the component of `host run` and friends. With
+/// `need_credentials` false (the policy command), no AWS credentials are required.
+pub async fn connect(args: &ConnectorArgs, need_credentials: bool) -> Result<Session> {
+    if args.external_id.is_some() && args.role_arn.is_none() {
+        bail!("BATON_EXTERNAL_ID is set but BATON_ROLE_ARN is not; the external ID is only used to assume that role");
+    }
+    let spec = args.spec(need_credentials)?;
+    check_spec(&spec)?;
+    let runtime = Runtime::new()?;
+    if !spec.component.is_file() {
+        // Before credentials, so that a missing build is the first thing reported.
+        load(&runtime, &spec)?;
+    }
+    let credentials = provider(&spec, |k| std::env::var(k).ok())?;
+    let loaded = load(&runtime, &spec)?;
+    open(&runtime, loaded, &spec, credentials).await
+}
+
+/// The credential provider of a spec (`None` when it runs without AWS credentials).
+pub fn provider(
+    spec: &ConnectorSpec,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<CredentialProvider>> {
+    // The host itself only calls STS; the Identity Center region is the connector's business.
+    let endpoints = Endpoints::new(&spec.region, &spec.region, spec.endpoint_url.as_deref())
+        .map_err(|e| anyhow!("invalid setting AWS_ENDPOINT_URL: {e}"))?;
+    CredentialProvider::new(
+        &spec.credentials,
+        env,
+        spec.role.clone(),
+        spec.member_role.clone(),
+        endpoints,
+    )
+}
+
+/// Instantiates and configures a loaded component under the spec's limits and allow-list.
+pub async fn open(
+    runtime: &Runtime,
+    loaded: Arc<Loaded>,
+    spec: &ConnectorSpec,
+    credentials: Option<CredentialProvider>,
+) -> Result<Session> {
+    let override_authority = match &spec.endpoint_url {
         Some(url) => Some(
             parse_endpoint_url(url)
                 .map_err(|e| anyhow!("invalid setting AWS_ENDPOINT_URL: {e}"))?
@@ -151,58 +281,24 @@ pub async fn connect(args: &ConnectorArgs, need_credentials: bool) -> Result<Ses
         ),
         None => None,
     };
-    // The host itself only calls STS; the Identity Center region is the connector's business.
-    let endpoints = Endpoints::new(&args.region, &args.region, args.endpoint_url.as_deref())
-        .map_err(|e| anyhow!("invalid setting AWS_ENDPOINT_URL: {e}"))?;
-    let credentials = match base_from_env(|k| std::env::var(k).ok()) {
-        Ok((base, source)) => {
-            let role = args.role_arn.clone().map(|role_arn| RoleSpec {
-                role_arn,
-                external_id: args.external_id.clone(),
-            });
-            Some(CredentialProvider::new(
-                base,
-                source,
-                role,
-                member_role(args)?,
-                endpoints,
-            ))
-        }
-        Err(e) if need_credentials => return Err(e),
-        Err(_) => None,
-    };
-
-    let runtime = Runtime::new()?;
-    let cache_dir = args.cache_dir.clone().or_else(default_cache_dir);
-    let loaded = runtime.load(&args.component, cache_dir.as_deref())?;
     let outbound = Arc::new(Outbound::default());
     let services = Arc::new(Services {
-        name: args
-            .component
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("connector")
-            .to_string(),
+        name: spec.name.clone(),
         credentials,
         outbound: outbound.clone(),
         cache: Mutex::new(HashMap::new()),
         secrets: Default::default(),
-        verbose: args.verbose,
+        verbose: spec.verbose,
     });
-    let limits = Limits {
-        memory_bytes: args.max_memory_mb << 20,
-        call_timeout: Duration::from_secs(args.call_timeout_secs),
-        ..Limits::default()
-    };
     let mut inst = runtime
-        .instantiate(&loaded, services.clone(), &limits)
+        .instantiate(&loaded, services.clone(), &spec.limits)
         .await?;
     let metadata = inst
         .metadata()
         .await
         .map_err(|e| anyhow!("reading the component's metadata failed: {e}"))?;
-    let settings = connector_settings(&metadata, args)?;
-    *services.secrets.write().expect("secrets lock") = secrets_from_env(&metadata);
+    let settings = connector_settings(&metadata, spec)?;
+    *services.secrets.write().expect("secrets lock") = connector_secrets(&metadata, spec)?;
     let configured = inst
         .configure(&settings)
         .await
@@ -215,7 +311,7 @@ pub async fn connect(args: &ConnectorArgs, need_credentials: bool) -> Result<Ses
         &metadata,
         &configured,
         &operator_hosts,
-        &args.allow_host,
+        &spec.allow_hosts,
     )?);
     Ok(Session {
         inst,
@@ -227,43 +323,42 @@ pub async fn connect(args: &ConnectorArgs, need_credentials: bool) -> Result<Ses
     })
 }
 
-/// Connector settings from their environment variables (as the component's schema names
-/// them), then host flags, then `-s name=value`.
+/// Connector settings: from their environment variables (as the component's schema names
+/// them) when the spec says so, then the host's region and endpoint, then the spec's own.
 pub fn connector_settings(
     metadata: &wit::Metadata,
-    args: &ConnectorArgs,
+    spec: &ConnectorSpec,
 ) -> Result<Vec<wit::Setting>> {
     let mut values: BTreeMap<String, String> = BTreeMap::new();
-    for spec in &metadata.settings {
-        if spec.kind == wit::SettingKind::Secret {
-            continue;
-        }
-        if let Ok(v) = std::env::var(&spec.env) {
-            values.insert(spec.name.clone(), v);
+    if spec.settings_from_env {
+        for s in &metadata.settings {
+            if s.kind == wit::SettingKind::Secret {
+                continue;
+            }
+            if let Ok(v) = std::env::var(&s.env) {
+                values.insert(s.name.clone(), v);
+            }
         }
     }
     let declared = |name: &str| metadata.settings.iter().any(|s| s.name == name);
     if declared("global-region") {
-        values.insert("global-region".into(), args.region.clone());
+        values.insert("global-region".into(), spec.region.clone());
     }
-    if let (Some(url), true) = (&args.endpoint_url, declared("endpoint-url")) {
+    if let (Some(url), true) = (&spec.endpoint_url, declared("endpoint-url")) {
         values.insert("endpoint-url".into(), url.clone());
     }
-    for kv in &args.set {
-        let (k, v) = kv
-            .split_once('=')
-            .with_context(|| format!("-s {kv:?}: expected NAME=VALUE"))?;
+    for (k, v) in &spec.settings {
         if metadata
             .settings
             .iter()
-            .any(|s| s.name == k && s.kind == wit::SettingKind::Secret)
+            .any(|s| &s.name == k && s.kind == wit::SettingKind::Secret)
         {
-            bail!("-s {k}: a secret is read from its environment variable only, so that it stays out of process listings and shell history");
+            bail!("setting {k} is a secret: it is read from its environment variable (or a `secrets` entry of the service configuration) only, so that it stays out of process listings, shell history and configuration files");
         }
         if !declared(k) {
             let known: Vec<_> = metadata.settings.iter().map(|s| s.name.as_str()).collect();
             bail!(
-                "-s {k}: the component has no such setting; it has: {}",
+                "setting {k}: the component has no such setting; it has: {}",
                 known.join(", ")
             );
         }
@@ -275,15 +370,31 @@ pub fn connector_settings(
         .collect())
 }
 
-/// Secret settings, from their environment variables: handed to the component on request
-/// through the `secret` import, never passed as settings and never logged.
-fn secrets_from_env(metadata: &wit::Metadata) -> HashMap<String, String> {
-    metadata
-        .settings
-        .iter()
-        .filter(|s| s.kind == wit::SettingKind::Secret)
-        .filter_map(|s| std::env::var(&s.env).ok().map(|v| (s.name.clone(), v)))
-        .collect()
+/// Secret settings: handed to the component on request through the `secret` import,
+/// never passed as settings and never logged.
+fn connector_secrets(
+    metadata: &wit::Metadata,
+    spec: &ConnectorSpec,
+) -> Result<HashMap<String, String>> {
+    let mut secrets = HashMap::new();
+    for s in &metadata.settings {
+        if s.kind == wit::SettingKind::Secret && spec.settings_from_env {
+            if let Ok(v) = std::env::var(&s.env) {
+                secrets.insert(s.name.clone(), v);
+            }
+        }
+    }
+    for (k, v) in &spec.secrets {
+        if !metadata
+            .settings
+            .iter()
+            .any(|s| &s.name == k && s.kind == wit::SettingKind::Secret)
+        {
+            bail!("secret {k}: the component has no secret setting of that name");
+        }
+        secrets.insert(k.clone(), v.clone());
+    }
+    Ok(secrets)
 }
 
 /// The `host[:port]` of an http(s) URL.

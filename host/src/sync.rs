@@ -121,10 +121,18 @@ fn skips(
             .is_some_and(|t| hit(&t.annotations))
 }
 
+/// Watches a sync: shown progress, and a way to stop it between pages.
+pub trait Observer {
+    /// Called after every committed page. An error stops the sync there; the previous
+    /// file stays as it was.
+    fn page_done(&self, summary: &Summary) -> Result<()>;
+}
+
 pub async fn run(
     inst: &mut Instance,
     resource_types: &[wit::ResourceType],
     out: &Path,
+    observer: &dyn Observer,
 ) -> Result<Summary> {
     let started = Instant::now();
     let mut summary = Summary {
@@ -219,6 +227,7 @@ pub async fn run(
                 resources.push((r, proto));
             }
             writer.put_resources(&batch)?;
+            observer.page_done(&summary)?;
             match next_token(&rtype, token.as_deref(), page.next_page_token)? {
                 Some(t) => token = Some(t),
                 None => break,
@@ -267,6 +276,7 @@ pub async fn run(
                 .collect();
             summary.entitlements += batch.len() as u64;
             writer.put_entitlements(&batch)?;
+            observer.page_done(&summary)?;
             for e in batch {
                 entitlements.insert(e.id.clone(), e);
             }
@@ -313,6 +323,7 @@ pub async fn run(
                 .collect();
             summary.grants += batch.len() as u64;
             writer.put_grants(&batch)?;
+            observer.page_done(&summary)?;
             match next_token("grants", token.as_deref(), page.next_page_token)? {
                 Some(t) => token = Some(t),
                 None => break,

@@ -32,6 +32,9 @@ EXTERNAL_ID = "c1-external-id-0123456789abcdef"
 READ_ACTIONS = ["iam:GetAccountAuthorizationDetails", "iam:ListUsers", "iam:ListRoles"]
 
 
+UPLOAD_BUCKET = "baton-uploads"
+
+
 def trust(*statements):
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
@@ -445,6 +448,7 @@ def start_control(endpoint, admin, out):
     from moto.iam.models import iam_backends
     from moto.identitystore.models import identitystore_backends
     from moto.ssoadmin.models import ssoadmin_backends
+    from moto.s3.models import s3_backends
 
     iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1", **admin)
     created = []
@@ -468,6 +472,10 @@ def start_control(endpoint, admin, out):
                 {"AccountId": a.target_id, "PermissionSetArn": a.permission_set_arn, "PrincipalType": a.principal_type, "PrincipalId": a.principal_id}
                 for a in ssoadmin_backends[ACCOUNT][SSO_REGION].account_assignments
             ],
+            "uploads": {
+                key: len(obj.value)
+                for key, obj in s3_backends[ACCOUNT]["aws"].buckets[UPLOAD_BUCKET].keys.items()
+            },
         }
 
     class Handler(BaseHTTPRequestHandler):
@@ -534,6 +542,11 @@ def main():
         PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
     )
     admin_key = iam.create_access_key(UserName="emulator-admin")["AccessKey"]
+    # Where the serving host's S3 sink uploads in the tests.
+    boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="seed", aws_secret_access_key="seed"
+    ).create_bucket(Bucket=UPLOAD_BUCKET)
+    out["upload_bucket"] = UPLOAD_BUCKET
     admin = {"aws_access_key_id": admin_key["AccessKeyId"], "aws_secret_access_key": admin_key["SecretAccessKey"]}
     out["admin"] = {"access_key_id": admin_key["AccessKeyId"], "secret_access_key": admin_key["SecretAccessKey"]}
     out["control"] = start_control(endpoint, admin, out)

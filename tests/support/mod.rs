@@ -40,6 +40,34 @@ pub fn component() -> &'static Path {
     })
 }
 
+/// The test components of `tests/components` (misbehave.wasm, old_contract.wasm), built
+/// once per test binary.
+pub fn test_component(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let root = repo().join("tests/components");
+        let out = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--target", "wasm32-wasip2"])
+            .current_dir(&root)
+            .env_remove("CARGO_TARGET_DIR")
+            .output()
+            .expect("cargo runs");
+        assert!(
+            out.status.success(),
+            "building the test components failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        root.join("target/wasm32-wasip2/release")
+    });
+    let wasm = dir.join(format!("{name}.wasm"));
+    assert!(
+        wasm.exists(),
+        "the build did not produce {}",
+        wasm.display()
+    );
+    wasm
+}
+
 /// moto on a free loopback port, seeded over its HTTP API, signature checks on.
 pub struct Emulator {
     pub info: Value,

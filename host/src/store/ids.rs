@@ -56,6 +56,21 @@ pub fn db_time(t: SystemTime) -> String {
     s
 }
 
+/// `2006-01-02T15:04:05.000Z` in UTC, for logs and file names.
+pub fn rfc3339(t: SystemTime) -> String {
+    let dt = time::OffsetDateTime::from(t);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        dt.year(),
+        u8::from(dt.month()),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second(),
+        dt.millisecond()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
