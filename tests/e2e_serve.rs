@@ -535,3 +535,286 @@ credentials = {{ source = "none" }}
         log.last()
     );
 }
+
+/// A configuration file with one connector, written to `dir/host.toml`.
+fn one_connector(dir: &Path, connector: &str) -> String {
+    let config = dir.join("host.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nlog_format = \"json\"\napi_token_env = \"API_TOKEN\"\nstate_dir = \"state\"\n\n[[connector]]\n{connector}\n"
+        ),
+    )
+    .unwrap();
+    config.to_str().unwrap().to_string()
+}
+
+#[test]
+fn sigterm_stops_a_sync_between_pages_and_keeps_the_previous_file() {
+    let misbehave = test_component("misbehave");
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let env = [
+        ("API_TOKEN", TOKEN),
+        ("BATON_HOST_CACHE_DIR", cache.to_str().unwrap()),
+    ];
+    let connector = |pages: u32| {
+        format!(
+            "name = \"slow\"\ncomponent = \"{}\"\ncredentials = {{ source = \"none\" }}\nsettings = {{ mode = \"slow\", count = {pages}, delay_ms = 200 }}\nschedule = {{ every = \"1h\" }}\n",
+            misbehave.display()
+        )
+    };
+    // A first, short sync leaves a file.
+    let config = one_connector(dir.path(), &connector(2));
+    let mut serve = Serve::start(&["--config", &config], &env);
+    serve.wait_metric(
+        r#"baton_syncs_total{connector="slow",result="success"}"#,
+        1.0,
+        30,
+    );
+    assert!(serve.terminate(10).success());
+    let file = dir.path().join("state/slow/sync.c1z");
+    let before = std::fs::read(&file).expect("the first sync's file");
+    assert_eq!(C1z::open(&file).resources().len(), 2);
+
+    // A long one (100 pages of 200 ms) is interrupted by SIGTERM after a few pages.
+    let config = one_connector(dir.path(), &connector(100));
+    let mut serve = Serve::start(&["--config", &config], &env);
+    serve.wait_log(|v| v["msg"] == "sync started", 30);
+    std::thread::sleep(Duration::from_millis(1500));
+    let asked = Instant::now();
+    assert!(serve.terminate(10).success());
+    // It stopped after the page in flight, not after the whole sync (20 s).
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    let log = serve.log();
+    let failed = log
+        .iter()
+        .find(|v| v["msg"].as_str().unwrap_or("").starts_with("sync failed"))
+        .expect("the interrupted sync is logged");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted: the host is shutting down"),
+        "{failed}"
+    );
+    assert!(log.iter().any(|v| v["msg"] == "stopped"));
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        before,
+        "the previous file is unchanged"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("state/slow"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !["sync.c1z", "outbox", "uploads"].contains(&n.as_str()))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn the_guides_secret_alone_runs_the_aws_connector() {
+    let emu = Emulator::start(&["--scenario", "iam"]);
+    let (key, secret) = emu.keys("assumer");
+    let role_arn = emu.str(&["connector_role_arn"]);
+    let external_id = emu.str(&["external_id"]);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let uploads = dir.path().join("uploads");
+    let cache = dir.path().join("cache");
+    // The Secret's keys (as in deploy/kubernetes), plus where the emulator and the
+    // component are; nothing else.
+    let env = [
+        ("BATON_CLIENT_ID", "client-id"),
+        ("BATON_CLIENT_SECRET", "client-secret-value"),
+        ("BATON_ROLE_ARN", role_arn.as_str()),
+        ("BATON_EXTERNAL_ID", external_id.as_str()),
+        ("BATON_PROVISIONING", "true"),
+        ("BATON_GLOBAL_AWS_ORGS_ENABLED", "false"),
+        ("BATON_HOST_API_TOKEN", TOKEN),
+        ("BATON_SYNC_INTERVAL", "1h"),
+        ("BATON_GLOBAL_ACCESS_KEY_ID", key.as_str()),
+        ("BATON_GLOBAL_SECRET_ACCESS_KEY", secret.as_str()),
+        ("AWS_ENDPOINT_URL", emu.endpoint()),
+        ("BATON_COMPONENT", component().to_str().unwrap()),
+        ("BATON_STATE_DIR", state.to_str().unwrap()),
+        ("BATON_UPLOAD_DIR", uploads.to_str().unwrap()),
+        ("BATON_HOST_CACHE_DIR", cache.to_str().unwrap()),
+        ("BATON_HOST_LISTEN", "127.0.0.1:0"),
+    ];
+    let mut serve = Serve::start(&[], &env);
+    serve.wait_log(|v| v["msg"] == "uploaded", 120);
+    let log = serve.log();
+    assert!(
+        log.iter().any(|v| v["level"] == "warn" && v["msg"].as_str().unwrap().contains("BATON_CLIENT_ID")),
+        "the log says ConductorOne is not contacted"
+    );
+    let files = files_in(&uploads);
+    assert_eq!(files.len(), 1);
+    let c1z = C1z::open(&files[0]);
+    assert!(c1z
+        .resources()
+        .contains(&format!("iam_user:{}", emu.user_arn("dave"))));
+
+    // Sync now, through the API: a second upload follows.
+    assert_eq!(
+        serve
+            .request("POST", "/v1/connectors/aws/sync", Some(TOKEN), "")
+            .0,
+        202
+    );
+    serve.wait_metric(
+        r#"baton_uploads_total{connector="aws",result="success"}"#,
+        2.0,
+        60,
+    );
+
+    // Provisioning is on, but the role may only read: AWS refuses, and the answer and the
+    // audit line say so.
+    let entitlement = "group:arn:aws:iam::123456789012:group/empty:member";
+    let body = format!(
+        r#"{{"entitlement":"{entitlement}","principal_type":"iam_user","principal":"{}"}}"#,
+        emu.user_arn("dave")
+    );
+    let (status, answer) = serve.request("POST", "/v1/connectors/aws/grant", Some(TOKEN), &body);
+    assert_eq!(status, 502, "{answer}");
+    assert!(
+        answer.contains("access denied") && answer.contains("assumed-role/ConnectorRole/"),
+        "{answer}"
+    );
+    assert_eq!(
+        control(&emu, "GET", "")["iam_groups"]["empty"],
+        serde_json::json!([])
+    );
+    let audit = serve
+        .log()
+        .into_iter()
+        .find(|v| v["msg"] == "audit" && v["path"] == "/v1/connectors/aws/grant")
+        .expect("an audit line");
+    assert_eq!(audit["entitlement"], entitlement);
+    assert!(
+        audit["outcome"].as_str().unwrap().starts_with("failed"),
+        "{audit}"
+    );
+    assert_eq!(
+        serve.metric(
+            r#"baton_provisioning_requests_total{connector="aws",action="grant",result="failure"}"#
+        ),
+        1.0
+    );
+    let all = serve.lines.lock().unwrap().join("\n");
+    for s in [secret.as_str(), "client-secret-value", TOKEN] {
+        assert!(!all.contains(s), "the log shows a secret");
+    }
+    assert!(serve.terminate(20).success());
+}
+
+#[test]
+fn grants_and_revokes_through_the_api() {
+    let emu = Emulator::start(&["--scenario", "iam"]);
+    let (key, secret) = emu.keys("admin");
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let config = one_connector(
+        dir.path(),
+        &format!(
+            "name = \"aws\"\ncomponent = \"{}\"\nprovisioning = true\nschedule = {{ every = \"1h\" }}\ncredentials = {{ source = \"keys\", access_key_id_env = \"KEY\", secret_access_key_env = \"SECRET\", endpoint_url = \"{}\" }}\n",
+            component().display(),
+            emu.endpoint()
+        ),
+    );
+    let env = [
+        ("API_TOKEN", TOKEN),
+        ("KEY", key.as_str()),
+        ("SECRET", secret.as_str()),
+        ("BATON_HOST_CACHE_DIR", cache.to_str().unwrap()),
+    ];
+    let mut serve = Serve::start(&["--config", &config], &env);
+    serve.wait_metric(
+        r#"baton_syncs_total{connector="aws",result="success"}"#,
+        1.0,
+        120,
+    );
+    let members = || control(&emu, "GET", "")["iam_groups"]["empty"].clone();
+    let dave = emu.user_arn("dave");
+    let entitlement = "group:arn:aws:iam::123456789012:group/empty:member";
+    let body = format!(
+        r#"{{"entitlement":"{entitlement}","principal_type":"iam_user","principal":"{dave}"}}"#
+    );
+
+    // Bad requests are refused before anything runs.
+    let (status, answer) = serve.request("POST", "/v1/connectors/aws/grant", Some(TOKEN), "{}");
+    assert_eq!(status, 400, "{answer}");
+    let (status, answer) =
+        serve.request("POST", "/v1/connectors/aws/grant", Some(TOKEN), "not json");
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        serve
+            .request("POST", "/v1/connectors/aws/grant", None, &body)
+            .0,
+        401
+    );
+    assert_eq!(members(), serde_json::json!([]));
+
+    let (status, answer) = serve.request("POST", "/v1/connectors/aws/grant", Some(TOKEN), &body);
+    assert_eq!(status, 200, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    let grant_id = format!("{entitlement}:iam_user:{dave}");
+    assert_eq!(answer["granted"], serde_json::json!([grant_id]));
+    assert_eq!(members(), serde_json::json!(["dave"]));
+
+    // The next sync sees the grant; revoking it by id removes the membership.
+    assert_eq!(
+        serve
+            .request("POST", "/v1/connectors/aws/sync", Some(TOKEN), "")
+            .0,
+        202
+    );
+    serve.wait_metric(
+        r#"baton_syncs_total{connector="aws",result="success"}"#,
+        2.0,
+        60,
+    );
+    let (status, answer) = serve.request(
+        "POST",
+        "/v1/connectors/aws/revoke",
+        Some(TOKEN),
+        &format!(r#"{{"grant":"{grant_id}"}}"#),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(members(), serde_json::json!([]));
+    let (status, answer) = serve.request(
+        "POST",
+        "/v1/connectors/aws/revoke",
+        Some(TOKEN),
+        r#"{"grant":"no-such-grant"}"#,
+    );
+    assert_eq!(status, 502, "{answer}");
+    assert!(answer.contains("not in"), "{answer}");
+
+    let m = serve.metrics();
+    assert_eq!(
+        m[r#"baton_provisioning_requests_total{connector="aws",action="grant",result="success"}"#],
+        1.0
+    );
+    assert_eq!(
+        m[r#"baton_provisioning_requests_total{connector="aws",action="revoke",result="success"}"#],
+        1.0
+    );
+    let audits: Vec<Value> = serve
+        .log()
+        .into_iter()
+        .filter(|v| v["msg"] == "audit")
+        .collect();
+    assert!(audits
+        .iter()
+        .any(|v| v["principal"] == dave.as_str() && v["outcome"] == "success"));
+    assert!(audits
+        .iter()
+        .any(|v| v["grant"] == grant_id.as_str() && v["outcome"] == "success"));
+    assert!(serve.terminate(20).success());
+}

@@ -228,9 +228,6 @@ impl CredentialProvider {
         endpoints: Endpoints,
     ) -> Result<Option<Self>> {
         let Some((base, base_source)) = source.resolve(env)? else {
-            if role.is_some() {
-                bail!("a role to assume is configured but no credentials to assume it with");
-            }
             return Ok(None);
         };
         Ok(Some(CredentialProvider {

@@ -24,6 +24,23 @@ impl Schedule {
     }
 }
 
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Schedule::Every { interval, jitter } if jitter.is_zero() => {
+                write!(f, "every {}s", interval.as_secs())
+            }
+            Schedule::Every { interval, jitter } => write!(
+                f,
+                "every {}s + up to {}s jitter",
+                interval.as_secs(),
+                jitter.as_secs()
+            ),
+            Schedule::Cron(c) => write!(f, "cron \"{}\" (UTC)", c.expr),
+        }
+    }
+}
+
 /// Delay before retrying after `failures` consecutive failures: `base`, doubling, capped.
 pub fn backoff(base: Duration, failures: u32, cap: Duration) -> Duration {
     if failures == 0 {
@@ -69,6 +86,7 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
 /// A standard five-field cron expression: minute, hour, day of month, month, day of week.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cron {
+    expr: String,
     minutes: Vec<bool>,
     hours: Vec<bool>,
     days: Vec<bool>,
@@ -129,6 +147,7 @@ impl Cron {
         }
         weekdays.truncate(7);
         Ok(Cron {
+            expr: fields.join(" "),
             minutes: field(fields[0], "minute", 0, 59)?,
             hours: field(fields[1], "hour", 0, 23)?,
             days: field(fields[2], "day-of-month", 1, 31)?,

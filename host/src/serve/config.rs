@@ -278,6 +278,9 @@ fn plan(
         (None, Some(var)) => Some(env_value(env, var, "credentials.external_id_env")?),
         (None, None) => None,
     };
+    if creds.role_arn.is_some() && creds.source.as_deref() == Some("none") {
+        bail!("credentials: role_arn is set with source \"none\"; the host needs credentials to assume the role");
+    }
     if external_id.is_some() && creds.role_arn.is_none() {
         bail!("credentials: an external ID is set without role_arn; it is only used to assume that role");
     }
@@ -292,7 +295,11 @@ fn plan(
             role_arn,
             external_id,
         }),
-        endpoint_url: creds.endpoint_url.clone(),
+        // Like the AWS SDKs, AWS_ENDPOINT_URL redirects every AWS call (e.g. to an emulator).
+        endpoint_url: creds
+            .endpoint_url
+            .clone()
+            .or_else(|| env("AWS_ENDPOINT_URL").filter(|v| !v.is_empty())),
         region: creds.region.clone().unwrap_or_else(|| "us-east-1".into()),
         member_role: creds.member_role_name.clone(),
         allow_hosts: c.allowed_hosts.clone(),
@@ -710,6 +717,10 @@ schedule = { cron = "0 */4 * * *" }
             (
                 "credentials = { external_id = \"abc\" }",
                 "without role_arn",
+            ),
+            (
+                "credentials = { source = \"none\", role_arn = \"arn:aws:iam::123456789012:role/x\" }",
+                "needs credentials to assume",
             ),
         ] {
             let e = one(body);

@@ -126,9 +126,9 @@ async fn run(
     mut job_rx: mpsc::UnboundedReceiver<Job>,
     mut stop: watch::Receiver<bool>,
 ) {
-    // Load (compile or take from the cache) and check the contract before anything runs.
-    let loaded = Runtime::new().and_then(|rt| load(&rt, &plan.spec).map(|l| (rt, l)));
-    let (runtime, loaded) = match loaded {
+    // Load (compile or take from the cache), check the contract and the settings before
+    // anything runs: a mistake there is refused once, not retried forever.
+    let (runtime, loaded) = match prepare(&plan).await {
         Ok(v) => v,
         Err(e) => {
             refuse(&handle, &format!("{e:#}"));
@@ -210,6 +210,15 @@ async fn run(
     }
     jobs.abort();
     handle.update(|m| m.state = "stopped");
+}
+
+/// The runtime and the loaded component, once a configured instance proved the
+/// component's contract and the connector's settings.
+pub async fn prepare(plan: &ConnectorPlan) -> Result<(Runtime, Arc<Loaded>)> {
+    let runtime = Runtime::new()?;
+    let loaded = load(&runtime, &plan.spec)?;
+    open(&runtime, loaded.clone(), &plan.spec, None).await?;
+    Ok((runtime, loaded))
 }
 
 fn jitter() -> f64 {

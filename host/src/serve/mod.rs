@@ -21,6 +21,10 @@ pub struct ServeArgs {
     /// `BATON_*` environment variables, as in the product's Kubernetes guide.
     #[arg(short = 'c', long = "config", env = "BATON_HOST_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Check the configuration and load every component (compiling it into the cache),
+    /// then exit: 0 when all can run.
+    #[arg(long)]
+    pub check: bool,
 }
 
 pub fn main(args: ServeArgs) -> Result<()> {
@@ -38,11 +42,46 @@ pub fn main(args: ServeArgs) -> Result<()> {
             &[],
         );
     }
+    if args.check {
+        return check(&config);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     rt.block_on(serve(config))
+}
+
+/// `--check`: every connector's component loads, implements this host's contract and
+/// accepts its settings.
+fn check(config: &ServeConfig) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut failed = 0;
+    for plan in &config.connectors {
+        match rt.block_on(connector::prepare(plan)) {
+            Ok((_, loaded)) => println!(
+                "ok      {}: {} (sha256 {}), {}, upload to {}",
+                plan.spec.name,
+                plan.spec.component.display(),
+                &loaded.sha256[..12],
+                plan.schedule,
+                plan.sink.kind()
+            ),
+            Err(e) => {
+                failed += 1;
+                println!("refused {}: {e:#}", plan.spec.name);
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(anyhow!(
+            "{failed} of {} connectors cannot run",
+            config.connectors.len()
+        ));
+    }
+    Ok(())
 }
 
 async fn serve(config: ServeConfig) -> Result<()> {

@@ -5,7 +5,8 @@
 //! - `oom`: allocates without bound (the memory cap must stop it);
 //! - `stack`: recurses without bound (the stack limit must stop it);
 //! - `trap`: panics (an `unreachable` trap);
-//! - `forbidden`: calls a host that is not on its allow-list and reports the outcome.
+//! - `forbidden`: calls a host that is not on its allow-list and reports the outcome;
+//! - `slow`: lists `count` pages of one thing each, `delay_ms` apart.
 
 wit_bindgen::generate!({ world: "plugin", path: "../../../wit" });
 
@@ -163,6 +164,11 @@ impl Guest for Component {
                     wit::SettingKind::String,
                     "URL whose lines `ok` lists",
                 ),
+                spec(
+                    "delay_ms",
+                    wit::SettingKind::String,
+                    "milliseconds between `slow` pages",
+                ),
             ],
             outbound_hosts: vec![],
         }
@@ -189,7 +195,7 @@ impl Guest for Component {
     fn list_resources(
         _resource_type: String,
         _parent: Option<wit::ResourceId>,
-        _page_token: Option<String>,
+        page_token: Option<String>,
     ) -> Result<wit::ResourcePage, wit::ConnectorError> {
         let mode = setting("mode").unwrap_or_else(|| "ok".into());
         let names: Vec<String> = match mode.as_str() {
@@ -215,6 +221,19 @@ impl Guest for Component {
             }
             "stack" => vec![recurse(0).to_string()],
             "trap" => panic!("the test connector traps on purpose"),
+            "slow" => {
+                let pages: u64 = setting("count").and_then(|c| c.parse().ok()).unwrap_or(3);
+                let delay: u64 = setting("delay_ms")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(100);
+                let page: u64 = page_token.and_then(|t| t.parse().ok()).unwrap_or(0);
+                std::thread::sleep(std::time::Duration::from_millis(delay));
+                return Ok(wit::ResourcePage {
+                    items: vec![thing(&format!("page-{page}"))],
+                    next_page_token: (page + 1 < pages).then(|| (page + 1).to_string()),
+                    warnings: vec![],
+                });
+            }
             "forbidden" => match get("http://forbidden.example.com/") {
                 Ok(_) => vec!["reached".into()],
                 Err(e) => return Err(e),
