@@ -818,3 +818,45 @@ fn grants_and_revokes_through_the_api() {
         .any(|v| v["grant"] == grant_id.as_str() && v["outcome"] == "success"));
     assert!(serve.terminate(20).success());
 }
+
+#[test]
+fn web_identity_credentials_are_exchanged_by_the_host() {
+    let emu = Emulator::start(&["--scenario", "iam"]);
+    let role_arn = emu.str(&["connector_role_arn"]);
+    let dir = tempfile::tempdir().unwrap();
+    // An OIDC token as Kubernetes projects it into the pod (the emulator does not check it).
+    std::fs::write(dir.path().join("token"), "eyJhbGciOiJSUzI1NiJ9.e30.c2ln\n").unwrap();
+    let cache = dir.path().join("cache");
+    let config = one_connector(
+        dir.path(),
+        &format!(
+            "name = \"aws\"\ncomponent = \"{}\"\nschedule = {{ every = \"1h\" }}\ncredentials = {{ source = \"web-identity\", web_identity_role_arn = \"{role_arn}\", token_file = \"token\", endpoint_url = \"{}\" }}\n",
+            component().display(),
+            emu.endpoint()
+        ),
+    );
+    let env = [
+        ("API_TOKEN", TOKEN),
+        ("BATON_HOST_CACHE_DIR", cache.to_str().unwrap()),
+    ];
+    let mut serve = Serve::start(&["--config", &config], &env);
+    serve.wait_metric(
+        r#"baton_syncs_total{connector="aws",result="success"}"#,
+        1.0,
+        120,
+    );
+    let c1z = C1z::open(&dir.path().join("state/aws/sync.c1z"));
+    assert!(c1z
+        .resources()
+        .contains(&format!("iam_user:{}", emu.user_arn("dave"))));
+    // The connector ran as the web identity's role session.
+    let connected = serve.wait_log(|v| v["msg"] == "connected", 5);
+    assert!(
+        connected["identity"]
+            .as_str()
+            .unwrap()
+            .contains("assumed-role/ConnectorRole/"),
+        "{connected}"
+    );
+    assert!(serve.terminate(20).success());
+}

@@ -218,6 +218,21 @@ SSO_REGION = "us-east-1"
 DISABLED_USERS = set()
 
 
+def sts_like_aws():
+    """AWS answers AssumeRoleWithWebIdentity unsigned (the OIDC token is the proof); moto
+    5.2.5 with signature checks on fails it with a 500 for want of an Authorization header."""
+    from moto.sts.responses import TokenResponse
+
+    original = TokenResponse._authenticate_and_authorize_normal_action
+
+    def authenticate(self, resource="*"):
+        if self._get_action() == "AssumeRoleWithWebIdentity":
+            return
+        original(self, resource)
+
+    TokenResponse._authenticate_and_authorize_normal_action = authenticate
+
+
 def identity_center_like_aws():
     """Three gaps of moto 5.2.5 that hide what a connector does with Identity Center:
     users carry no UserStatus; ListPermissionSetsProvisionedToAccount ignores the account
@@ -518,6 +533,7 @@ def main():
     args = ap.parse_args()
     paginate_like_aws(args.max_page)
     identity_center_like_aws()
+    sts_like_aws()
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -357,14 +357,20 @@ impl Worker {
                 "connector"
             }
         };
-        if let Err(e) = session.inst.validate().await {
-            return Err((
-                kind(session),
-                format!(
-                    "validating the connection failed: {e}{}",
-                    session.denied_note()
-                ),
-            ));
+        match session.inst.validate().await {
+            Ok(identity) => log::info(
+                "connected",
+                &[("connector", &self.handle.name), ("identity", &identity)],
+            ),
+            Err(e) => {
+                return Err((
+                    kind(session),
+                    format!(
+                        "validating the connection failed: {e}{}",
+                        session.denied_note()
+                    ),
+                ))
+            }
         }
         let observer = StopBetweenPages {
             stop: self.stop.clone(),
