@@ -10,7 +10,8 @@ RUN apt-get update \
 RUN rustup target add x86_64-unknown-linux-musl wasm32-wasip2
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p host --target x86_64-unknown-linux-musl \
+# Symbols stripped: the image carries the binary only (CARGO_PROFILE_RELEASE_STRIP).
+RUN CARGO_PROFILE_RELEASE_STRIP=symbols cargo build --release --locked -p host --target x86_64-unknown-linux-musl \
  && (cd guest && cargo build --release --locked --target wasm32-wasip2) \
  && mkdir -p /rootfs/usr/local/bin /rootfs/usr/local/lib/baton /rootfs/var/lib/baton /rootfs/tmp \
  && cp target/x86_64-unknown-linux-musl/release/host /rootfs/usr/local/bin/host \

@@ -11,15 +11,9 @@ cp guest/target/wasm32-wasip2/release/aws_connector.wasm aws_connector.wasm
 cargo build --release --quiet -p host
 
 echo "starting the AWS emulator and seeding a demo account..." >&2
-coproc EMU { exec python3 tests/emulator/emulator.py --scenario iam 2>/dev/null; }
+source scripts/emulator.sh
+start_emulator iam
 trap 'kill "$EMU_PID" 2>/dev/null || true' EXIT
-read -r info <&"${EMU[0]}"
-field() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2], {}, {"d": d}))' "$info" "$1"; }
-
-export AWS_ENDPOINT_URL BATON_GLOBAL_ACCESS_KEY_ID BATON_GLOBAL_SECRET_ACCESS_KEY
-AWS_ENDPOINT_URL=$(field 'd["endpoint"]')
-BATON_GLOBAL_ACCESS_KEY_ID=$(field 'd["reader"]["access_key_id"]')
-BATON_GLOBAL_SECRET_ACCESS_KEY=$(field 'd["reader"]["secret_access_key"]')
 
 target/release/host run aws_connector.wasm -f sync.c1z
 echo

@@ -13,7 +13,8 @@ echo "building the components and the host..." >&2
 cargo build --release --quiet -p host
 
 echo "starting the AWS emulator and the test connector's upstream..." >&2
-coproc EMU { exec python3 tests/emulator/emulator.py --scenario iam 2>/dev/null; }
+source scripts/emulator.sh
+start_emulator iam
 upstream_dir=$(mktemp -d)
 printf 'alpha\nbeta\ngamma\n' > "$upstream_dir/things.txt"
 python3 -m http.server 8765 --bind 127.0.0.1 --directory "$upstream_dir" >/dev/null 2>&1 &
@@ -25,12 +26,6 @@ cleanup() {
   rm -rf "$upstream_dir"
 }
 trap cleanup EXIT
-read -r info <&"${EMU[0]}"
-field() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2], {}, {"d": d}))' "$info" "$1"; }
-export AWS_ENDPOINT_URL BATON_GLOBAL_ACCESS_KEY_ID BATON_GLOBAL_SECRET_ACCESS_KEY
-AWS_ENDPOINT_URL=$(field 'd["endpoint"]')
-BATON_GLOBAL_ACCESS_KEY_ID=$(field 'd["reader"]["access_key_id"]')
-BATON_GLOBAL_SECRET_ACCESS_KEY=$(field 'd["reader"]["secret_access_key"]')
 export BATON_HOST_API_TOKEN=demo-token
 
 metrics() {

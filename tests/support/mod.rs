@@ -18,24 +18,33 @@ pub fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds `aws_connector.wasm` once per test binary; a build failure fails the tests.
+/// `cargo build --release --target wasm32-wasip2` in `dir`; a build failure fails the tests.
+fn build_wasm(dir: &Path, what: &str) {
+    let out = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .current_dir(dir)
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "building {what} failed (is the wasm32-wasip2 target installed? `rustup target add wasm32-wasip2`):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Builds `aws_connector.wasm` once per test binary.
 pub fn component() -> &'static Path {
     static WASM: OnceLock<PathBuf> = OnceLock::new();
     WASM.get_or_init(|| {
         let guest = repo().join("guest");
-        let out = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--target", "wasm32-wasip2"])
-            .current_dir(&guest)
-            .env_remove("CARGO_TARGET_DIR")
-            .output()
-            .expect("cargo runs");
-        assert!(
-            out.status.success(),
-            "building the component failed (is the wasm32-wasip2 target installed? `rustup target add wasm32-wasip2`):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        build_wasm(&guest, "the component");
         let wasm = guest.join("target/wasm32-wasip2/release/aws_connector.wasm");
-        assert!(wasm.exists(), "the build did not produce {}", wasm.display());
+        assert!(
+            wasm.exists(),
+            "the build did not produce {}",
+            wasm.display()
+        );
         wasm
     })
 }
@@ -46,17 +55,7 @@ pub fn test_component(name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     let dir = BUILT.get_or_init(|| {
         let root = repo().join("tests/components");
-        let out = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--target", "wasm32-wasip2"])
-            .current_dir(&root)
-            .env_remove("CARGO_TARGET_DIR")
-            .output()
-            .expect("cargo runs");
-        assert!(
-            out.status.success(),
-            "building the test components failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        build_wasm(&root, "the test components");
         root.join("target/wasm32-wasip2/release")
     });
     let wasm = dir.join(format!("{name}.wasm"));

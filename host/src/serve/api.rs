@@ -180,7 +180,8 @@ async fn v1(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     if !authorised(&req, token) {
-        audit(&remote, &method, &path, "-", &json!({}), "unauthorised");
+        let named = path.split('/').nth(3).unwrap_or("");
+        audit(&remote, &method, &path, named, &json!({}), "unauthorised");
         return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
     }
     let parts: Vec<&str> = path.trim_start_matches("/v1/").split('/').collect();
@@ -270,28 +271,15 @@ async fn v1(
             )
         }
     };
-    let result_label = |r: &str| {
+    // One audit line and one count per provisioning request, whatever its outcome.
+    let record = |result: &'static str, outcome: &str| {
+        audit(&remote, &method, &path, name, &request, outcome);
+        let action = if verb == "grant" { "grant" } else { "revoke" };
         let mut m = handle.metrics.lock().expect("metrics lock");
-        let key = (
-            if verb == "grant" { "grant" } else { "revoke" },
-            match r {
-                "success" => "success",
-                "refused" => "refused",
-                _ => "failure",
-            },
-        );
-        *m.provisioning.entry(key).or_default() += 1;
+        *m.provisioning.entry((action, result)).or_default() += 1;
     };
     if !handle.provisioning {
-        audit(
-            &remote,
-            &method,
-            &path,
-            name,
-            &request,
-            "refused: provisioning is off",
-        );
-        result_label("refused");
+        record("refused", "refused: provisioning is off");
         return error(
             StatusCode::FORBIDDEN,
             &format!("provisioning is off for connector {name}, so nothing was changed: set provisioning = true in its configuration (or BATON_PROVISIONING=true)"),
@@ -303,20 +291,11 @@ async fn v1(
     }
     match rx.await {
         Ok(Ok(v)) => {
-            audit(&remote, &method, &path, name, &request, "success");
-            result_label("success");
+            record("success", "success");
             json_reply(StatusCode::OK, v)
         }
         Ok(Err(why)) => {
-            audit(
-                &remote,
-                &method,
-                &path,
-                name,
-                &request,
-                &format!("failed: {why}"),
-            );
-            result_label("failure");
+            record("failure", &format!("failed: {why}"));
             error(StatusCode::BAD_GATEWAY, &why)
         }
         Err(_) => error(
