@@ -189,7 +189,11 @@ struct Upstream {
 
 impl Upstream {
     fn start(lines: &'static str) -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Upstream::start_at("127.0.0.1:0", lines)
+    }
+
+    fn start_at(address: &str, lines: &'static str) -> Upstream {
+        let listener = TcpListener::bind(address).unwrap();
         let address = listener.local_addr().unwrap().to_string();
         let puts = Arc::new(Mutex::new(Vec::new()));
         let alive = Arc::new(AtomicBool::new(true));
@@ -268,6 +272,12 @@ fn connectors_run_side_by_side_isolated_scheduled_and_delivered() {
     let old = test_component("old_contract");
     let upstream = Upstream::start("alpha\nbeta\n");
     let put_sink = Upstream::start("");
+    // A port nothing listens on yet: the "undelivered" connector's sink comes up later.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("host.toml");
     std::fs::write(
@@ -324,6 +334,22 @@ limits = {{ memory_mb = 64 }}
 name = "old"
 component = "{old}"
 credentials = {{ source = "none" }}
+
+[[connector]]
+name = "narrowed"
+component = "{misbehave}"
+credentials = {{ source = "none" }}
+settings = {{ mode = "ok", upstream = "http://{upstream}/things" }}
+schedule = {{ every = "1h" }}
+allowed_hosts = ["127.0.0.1:9"]
+
+[[connector]]
+name = "undelivered"
+component = "{misbehave}"
+credentials = {{ source = "none" }}
+settings = {{ mode = "ok", count = 1 }}
+schedule = {{ every = "2s" }}
+upload = {{ sink = "http", url = "http://{closed}/late.c1z" }}
 "#,
             aws = component().display(),
             endpoint = emu.endpoint(),
@@ -332,6 +358,7 @@ credentials = {{ source = "none" }}
             old = old.display(),
             upstream = upstream.address,
             put = put_sink.address,
+            closed = closed,
         ),
     )
     .unwrap();
@@ -397,6 +424,40 @@ credentials = {{ source = "none" }}
         failure("hoarder").contains("exceeded the memory limit of 64 MiB"),
         "{}",
         failure("hoarder")
+    );
+
+    // The operator narrowed one connector's hosts: its upstream call is denied and counted.
+    serve.wait_metric(
+        r#"baton_denied_requests_total{connector="narrowed"}"#,
+        1.0,
+        30,
+    );
+    assert_eq!(
+        serve.metric(r#"baton_syncs_total{connector="narrowed",result="success"}"#),
+        0.0
+    );
+
+    // A sink that is down: uploads fail, the files wait in the outbox, and are delivered
+    // once it is back.
+    serve.wait_metric(
+        r#"baton_uploads_total{connector="undelivered",result="failure"}"#,
+        1.0,
+        60,
+    );
+    assert!(serve.metric(r#"baton_pending_uploads{connector="undelivered"}"#) >= 1.0);
+    assert_eq!(
+        serve.metric(r#"baton_syncs_total{connector="undelivered",result="failure"}"#),
+        0.0
+    );
+    let late_sink = Upstream::start_at(&closed, "");
+    serve.wait_metric(
+        r#"baton_uploads_total{connector="undelivered",result="success"}"#,
+        2.0,
+        60,
+    );
+    assert!(
+        late_sink.puts.lock().unwrap().len() >= 2,
+        "the waiting files were delivered"
     );
 
     // The component of another contract version is refused by name; the rest run on.
