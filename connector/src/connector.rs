@@ -618,8 +618,18 @@ impl Connector {
         platform: &P,
         id: &ResourceId,
     ) -> Result<Rc<Vec<Grant>>, ConnectorError> {
-        if let Some(g) = self.sso.borrow().grants.get(id) {
-            return g.clone();
+        let cached = self.sso.borrow().grants.get(id).cloned();
+        match cached {
+            Some(Ok(grants)) => return Ok(grants),
+            // A failure that may pass is forgotten once reported, so that the host's retry
+            // of this page reads this resource again (and only it).
+            Some(Err(e)) => {
+                if e.may_pass() {
+                    self.sso.borrow_mut().grants.remove(id);
+                }
+                return Err(e);
+            }
+            None => {}
         }
         if id.resource_type == SSO_GROUP {
             self.read_all_memberships(platform)?;
@@ -634,15 +644,25 @@ impl Connector {
     fn read_all_memberships<P: Platform>(&self, platform: &P) -> Result<(), ConnectorError> {
         let instance = self.instance(platform)?;
         let (region, store) = (&self.config.sso_region, &instance.identity_store_id);
-        let groups = self.sso_groups(platform)?;
+        let all = self.sso_groups(platform)?;
+        let id_of = |g: &&SsoGroup| {
+            ResourceId::new(
+                SSO_GROUP,
+                sso_mapping::group_arn(region, store, &g.group_id),
+            )
+        };
+        // Groups read before keep their answer; a retry reads only the others.
+        let groups: Vec<&SsoGroup> = {
+            let known = &self.sso.borrow().grants;
+            all.iter()
+                .filter(|g| !known.contains_key(&id_of(g)))
+                .collect()
+        };
         let ids: Vec<&str> = groups.iter().map(|g| g.group_id.as_str()).collect();
         let results = fetch::memberships(&self.client(platform), store, &ids);
         let mut state = self.sso.borrow_mut();
         for (g, result) in groups.iter().zip(results) {
-            let id = ResourceId::new(
-                SSO_GROUP,
-                sso_mapping::group_arn(region, store, &g.group_id),
-            );
+            let id = id_of(g);
             let grants = result
                 .map(|members| {
                     Rc::new(sso_mapping::membership_grants(region, store, &id, &members))
@@ -658,11 +678,14 @@ impl Connector {
         let (region, store) = (&self.config.sso_region, &instance.identity_store_id);
         let client = self.client(platform);
         let accounts = self.accounts(platform)?;
-        let ids: Vec<&str> = accounts
-            .iter()
-            .filter(|a| a.active)
-            .map(|a| a.id.as_str())
-            .collect();
+        let ids: Vec<&str> = {
+            let known = &self.sso.borrow().grants;
+            accounts
+                .iter()
+                .filter(|a| a.active && !known.contains_key(&ResourceId::new(ACCOUNT, &a.id)))
+                .map(|a| a.id.as_str())
+                .collect()
+        };
         let provisioned = fetch::provisioned_to(&client, &instance, &ids);
         // Only permission sets provisioned to an account can have assignments there: no
         // call for the other (account, permission set) pairs.

@@ -287,6 +287,18 @@ pub enum ConnectorError {
 }
 
 impl ConnectorError {
+    /// Whether trying the same call again later may succeed.
+    pub fn may_pass(&self) -> bool {
+        matches!(
+            self,
+            ConnectorError::Throttled { .. }
+                | ConnectorError::Transient(_)
+                | ConnectorError::CredentialsExpired(_)
+        )
+    }
+}
+
+impl ConnectorError {
     pub fn invalid_config(setting: &str, reason: impl Into<String>) -> Self {
         ConnectorError::InvalidConfig {
             setting: setting.to_string(),

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use rusqlite::Connection;
 use serde_json::Value;
 use std::collections::BTreeSet;

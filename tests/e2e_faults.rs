@@ -1,0 +1,264 @@
+//! Faults between the connector and AWS: throttling in each protocol's shape, server
+//! errors, dropped connections, truncated bodies, latency, expired session credentials,
+//! and a service that stays down. The result must not change, or the sync must stop
+//! cleanly and leave the previous file as it was.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+use support::proxy::{FaultProxy, Faults};
+use support::*;
+
+fn org_env(emu: &Emulator) -> Vec<(&'static str, String)> {
+    let (key, secret) = emu.keys("reader");
+    vec![
+        ("BATON_GLOBAL_ACCESS_KEY_ID", key),
+        ("BATON_GLOBAL_SECRET_ACCESS_KEY", secret),
+        ("BATON_GLOBAL_AWS_ORGS_ENABLED", "true".into()),
+        ("BATON_GLOBAL_AWS_SSO_ENABLED", "true".into()),
+    ]
+}
+
+fn run(endpoint: &str, file: &Path, env: &[(&'static str, String)]) -> std::process::Output {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    host(
+        &[
+            "run",
+            component().to_str().unwrap(),
+            "-f",
+            file.to_str().unwrap(),
+            "--endpoint-url",
+            endpoint,
+            "-o",
+            "json",
+        ],
+        &env,
+    )
+}
+
+fn same_sync(a: &Path, b: &Path) {
+    let (a, b) = (C1z::open(a), C1z::open(b));
+    assert_eq!(a.resources(), b.resources());
+    assert_eq!(a.entitlements(), b.entitlements());
+    assert_eq!(a.grants(), b.grants());
+    assert!(!a.grants().is_empty());
+}
+
+#[test]
+fn throttling_errors_drops_and_truncation_do_not_change_the_sync() {
+    let emu = Emulator::start(&["--scenario", "org"]);
+    let dir = tempfile::tempdir().unwrap();
+    let env = org_env(&emu);
+    let clean = dir.path().join("clean.c1z");
+    let out = run(emu.endpoint(), &clean, &env);
+    assert!(out.status.success(), "{}", text(&out).1);
+
+    // Two seeds: between them every kind of fault happens at least once.
+    let mut proxies = Vec::new();
+    for seed in [2, 4] {
+        let proxy = FaultProxy::start(
+            emu.endpoint(),
+            Faults {
+                seed,
+                throttle: 0.20,
+                server_error: 0.05,
+                drop: 0.02,
+                truncate: 0.02,
+                latency: Duration::from_millis(5),
+                throttle_first_of_each: true,
+                retry_after_secs: 1,
+                ..Default::default()
+            },
+        );
+        let faulty = dir.path().join(format!("faulty-{seed}.c1z"));
+        let out = run(&proxy.url(), &faulty, &env);
+        assert!(out.status.success(), "seed {seed}: {}", text(&out).1);
+        same_sync(&clean, &faulty);
+        eprintln!(
+            "seed {seed}: {} throttled, {} 500, {} 503, {} dropped, {} truncated, {} passed",
+            proxy.count("throttle"),
+            proxy.count("500"),
+            proxy.count("503"),
+            proxy.count("drop"),
+            proxy.count("truncate"),
+            proxy.count("none")
+        );
+        proxies.push(proxy);
+    }
+    for fault in ["throttle", "500", "503", "drop", "truncate"] {
+        assert!(
+            proxies.iter().map(|p| p.count(fault)).sum::<usize>() > 0,
+            "no {fault} was injected"
+        );
+    }
+    let seen: Vec<_> = proxies.iter().flat_map(|p| p.seen()).collect();
+    // Every protocol's throttling shape was answered, and retried.
+    for service in ["sts:", "iam:", "identitystore:", "sso:", "organizations:"] {
+        assert!(
+            seen.iter()
+                .any(|s| s.operation.starts_with(service) && s.fault == "throttle"),
+            "no throttled {service} call"
+        );
+    }
+}
+
+#[test]
+fn a_service_that_stays_down_stops_the_sync_and_keeps_the_previous_file() {
+    let emu = Emulator::start(&["--scenario", "iam"]);
+    let (key, secret) = emu.keys("reader");
+    let env = vec![
+        ("BATON_GLOBAL_ACCESS_KEY_ID", key),
+        ("BATON_GLOBAL_SECRET_ACCESS_KEY", secret),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sync.c1z");
+    let out = run(emu.endpoint(), &file, &env);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let before = std::fs::read(&file).unwrap();
+
+    // The connection check passes; from then on every call answers 503.
+    let proxy = FaultProxy::start(
+        emu.endpoint(),
+        Faults {
+            fail_after: Some(1),
+            ..Default::default()
+        },
+    );
+    let started = Instant::now();
+    let out = run(&proxy.url(), &file, &env);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("iam:GetAccountAuthorizationDetails") && stderr.contains("503"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("is unchanged"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        before,
+        "the previous file is untouched"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "no temporary files");
+    // Bounded: the connector's attempts per call times the host's attempts per page.
+    let tries = proxy.count("503");
+    eprintln!(
+        "stopped after {tries} answers of 503 in {:?}: {stderr}",
+        started.elapsed()
+    );
+    assert!((6..=24).contains(&tries), "{tries} attempts");
+    assert!(
+        started.elapsed() < Duration::from_secs(90),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn expired_session_credentials_are_refreshed_once() {
+    let emu = Emulator::start(&["--scenario", "iam"]);
+    let (key, secret) = emu.keys("assumer");
+    let env = vec![
+        ("BATON_GLOBAL_ACCESS_KEY_ID", key),
+        ("BATON_GLOBAL_SECRET_ACCESS_KEY", secret),
+        ("BATON_ROLE_ARN", emu.str(&["connector_role_arn"])),
+        ("BATON_EXTERNAL_ID", emu.str(&["external_id"])),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let clean = dir.path().join("clean.c1z");
+    assert!(run(emu.endpoint(), &clean, &env).status.success());
+    let proxy = FaultProxy::start(
+        emu.endpoint(),
+        Faults {
+            expire_first_token: true,
+            ..Default::default()
+        },
+    );
+    let file = dir.path().join("sync.c1z");
+    let out = run(&proxy.url(), &file, &env);
+    assert!(out.status.success(), "{}", text(&out).1);
+    same_sync(&clean, &file);
+    let assumed = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.operation == "sts:AssumeRole")
+        .count();
+    assert_eq!(
+        assumed, 2,
+        "the session was assumed again after AWS called it expired"
+    );
+    assert!(proxy.count("expired") >= 1);
+}
+
+#[test]
+fn a_call_throttled_through_all_its_attempts_is_read_again_on_the_page_retry() {
+    // Every group's membership call is throttled six times: the connector gives up on all
+    // three, reports the first, and the host's page retry must read the group again rather
+    // than be handed the same failure (or, worse, no members).
+    let emu = Emulator::start(&["--scenario", "org"]);
+    let env = org_env(&emu);
+    let dir = tempfile::tempdir().unwrap();
+    let clean = dir.path().join("clean.c1z");
+    assert!(run(emu.endpoint(), &clean, &env).status.success());
+    let proxy = FaultProxy::start(
+        emu.endpoint(),
+        Faults {
+            throttle_first: vec![("ListGroupMemberships", 18)],
+            ..Default::default()
+        },
+    );
+    let file = dir.path().join("sync.c1z");
+    let out = run(&proxy.url(), &file, &env);
+    assert!(out.status.success(), "{}", text(&out).1);
+    same_sync(&clean, &file);
+    let calls = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.operation == "identitystore:ListGroupMemberships")
+        .count();
+    assert_eq!(calls, 18 + 3, "each group read again once, and only it");
+}
+
+#[test]
+fn a_throttled_batch_waits_together() {
+    let emu = Emulator::start(&["--scenario", "org"]);
+    let env = org_env(&emu);
+    let proxy = FaultProxy::start(
+        emu.endpoint(),
+        Faults {
+            throttle_first: vec![("ListAccountAssignments", 2)],
+            retry_after_secs: 1,
+            ..Default::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&proxy.url(), &dir.path().join("sync.c1z"), &env);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let calls: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.operation == "sso:ListAccountAssignments")
+        .collect();
+    let first_throttle = calls
+        .iter()
+        .filter(|s| s.fault == "throttle")
+        .map(|s| s.answered)
+        .min()
+        .expect("a throttled call");
+    // Nothing of the batch is sent again until the second AWS asked for has passed...
+    let hammering: Vec<_> = calls
+        .iter()
+        .filter(|s| {
+            s.arrived > first_throttle + Duration::from_millis(100)
+                && s.arrived < first_throttle + Duration::from_millis(950)
+        })
+        .collect();
+    assert!(hammering.is_empty(), "{hammering:?}");
+    // ...and then the throttled requests are retried and succeed.
+    let retried = calls
+        .iter()
+        .filter(|s| s.arrived >= first_throttle + Duration::from_millis(950))
+        .count();
+    assert!(retried >= 2, "{calls:?}");
+}
