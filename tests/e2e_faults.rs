@@ -156,7 +156,7 @@ fn a_service_that_stays_down_stops_the_sync_and_keeps_the_previous_file() {
 }
 
 #[test]
-fn expired_session_credentials_are_refreshed_once() {
+fn expired_session_credentials_are_refreshed_once_and_assume_role_is_retried() {
     let emu = Emulator::start(&["--scenario", "iam"]);
     let (key, secret) = emu.keys("assumer");
     let env = vec![
@@ -172,6 +172,8 @@ fn expired_session_credentials_are_refreshed_once() {
         emu.endpoint(),
         Faults {
             expire_first_token: true,
+            // The host's own AssumeRole is throttled too, and must retry.
+            throttle_first: vec![("AssumeRole", 2)],
             ..Default::default()
         },
     );
@@ -179,13 +181,21 @@ fn expired_session_credentials_are_refreshed_once() {
     let out = run(&proxy.url(), &file, &env);
     assert!(out.status.success(), "{}", text(&out).1);
     same_sync(&clean, &file);
-    let assumed = proxy
-        .seen()
-        .iter()
-        .filter(|s| s.operation == "sts:AssumeRole")
-        .count();
+    let assume = |fault: &str| {
+        proxy
+            .seen()
+            .iter()
+            .filter(|s| s.operation == "sts:AssumeRole" && s.fault == fault)
+            .count()
+    };
     assert_eq!(
-        assumed, 2,
+        assume("throttle"),
+        2,
+        "the host retried its throttled AssumeRole"
+    );
+    assert_eq!(
+        assume("none"),
+        2,
         "the session was assumed again after AWS called it expired"
     );
     assert!(proxy.count("expired") >= 1);

@@ -5,10 +5,11 @@ use crate::bindings::wit;
 use crate::http_client;
 use anyhow::{anyhow, bail, Result};
 use aws_connector_core::aws::client::build_request;
-use aws_connector_core::aws::{query, Endpoints, Service};
+use aws_connector_core::aws::{query, Endpoints, ErrorKind, Service};
 use aws_connector_core::model::Credentials;
 use aws_connector_core::platform::HttpRequest;
 use aws_connector_core::sts::{self, validate_role_arn};
+use aws_connector_core::xml::Element;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -343,22 +344,22 @@ impl CredentialProvider {
         let params = sts::assume_role_params(role_arn, &session_name, external_id, SESSION_SECONDS);
         let body =
             query::encode_body("AssumeRole", Service::Sts.api_version(), &params).into_bytes();
-        let request = build_request(
-            &self.endpoints,
-            Service::Sts,
-            "AssumeRole",
-            operation,
-            &body,
-            source,
-            SystemTime::now(),
-        )
-        .map_err(|e| e.to_string())?;
-        let response = http_client::send(&request)
-            .await
-            .map_err(|e| format!("{e:#}"))?;
-        let result = query::parse_response(operation, "AssumeRole", response.status, &response.body).map_err(|e| {
-            let mut why = e.to_string();
-            if e.kind == aws_connector_core::aws::ErrorKind::AccessDenied && external_id.is_some() {
+        // Signed anew for every attempt: a signature carries its time.
+        let request = || {
+            build_request(
+                &self.endpoints,
+                Service::Sts,
+                "AssumeRole",
+                operation,
+                &body,
+                source,
+                SystemTime::now(),
+            )
+            .map_err(|e| e.to_string())
+        };
+        let result = sts_call(operation, "AssumeRole", request).await.map_err(|e| {
+            let mut why = e.text;
+            if e.kind == Some(ErrorKind::AccessDenied) && external_id.is_some() {
                 why.push_str(". Check that the role's trust policy allows this caller and BATON_EXTERNAL_ID matches its sts:ExternalId condition");
             }
             why
@@ -396,17 +397,56 @@ impl CredentialProvider {
             )],
             body,
         };
-        let response = http_client::send(&request)
-            .await
-            .map_err(|e| format!("{e:#}"))?;
-        let result = query::parse_response(
-            "sts:AssumeRoleWithWebIdentity",
-            action,
-            response.status,
-            &response.body,
-        )
-        .map_err(|e| e.to_string())?;
+        let result = sts_call("sts:AssumeRoleWithWebIdentity", action, || {
+            Ok(request.clone())
+        })
+        .await
+        .map_err(|e| e.text)?;
         sts::parse_assumed_credentials(&result)
+    }
+}
+
+/// Why an STS call failed: the text, and AWS's error kind when AWS answered.
+struct StsFailure {
+    text: String,
+    kind: Option<ErrorKind>,
+}
+
+/// Attempts of one STS call by the host.
+const STS_ATTEMPTS: u32 = 4;
+
+/// One STS call, retried with exponential backoff (0.5, 1, 2 s) when AWS throttles, fails
+/// with a 5xx, or the connection drops: a sync should not fail for want of a session.
+async fn sts_call(
+    operation: &str,
+    action: &str,
+    request: impl Fn() -> Result<HttpRequest, String>,
+) -> Result<Element, StsFailure> {
+    let mut attempt = 1;
+    loop {
+        let request = request().map_err(|text| StsFailure { text, kind: None })?;
+        let failure = match http_client::send(&request).await {
+            Ok(r) => match query::parse_response(operation, action, r.status, &r.body) {
+                Ok(result) => return Ok(result),
+                Err(e) => StsFailure {
+                    kind: Some(e.kind),
+                    text: e.to_string(),
+                },
+            },
+            Err(e) => StsFailure {
+                text: format!("{e:#}"),
+                kind: Some(ErrorKind::Transient),
+            },
+        };
+        let retry = matches!(
+            failure.kind,
+            Some(ErrorKind::Throttle | ErrorKind::Transient)
+        );
+        if !retry || attempt >= STS_ATTEMPTS {
+            return Err(failure);
+        }
+        tokio::time::sleep(Duration::from_millis(500 << (attempt - 1))).await;
+        attempt += 1;
     }
 }
 

@@ -210,7 +210,11 @@ fn decide(state: &Mutex<State>, req: &Request, op: &str) -> &'static str {
     }
     edge += f.server_error;
     if r < edge {
-        return if s.count.is_multiple_of(2) { "500" } else { "503" };
+        return if s.count.is_multiple_of(2) {
+            "500"
+        } else {
+            "503"
+        };
     }
     edge += f.drop;
     if r < edge {
