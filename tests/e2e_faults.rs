@@ -45,6 +45,24 @@ fn same_sync(a: &Path, b: &Path) {
     assert!(!a.grants().is_empty());
 }
 
+/// A clean sync, then one through a proxy with `faults`: both must hold the same data.
+fn same_as_clean_through(
+    emu: &Emulator,
+    env: &[(&'static str, String)],
+    faults: Faults,
+) -> FaultProxy {
+    let dir = tempfile::tempdir().unwrap();
+    let clean = dir.path().join("clean.c1z");
+    let out = run(emu.endpoint(), &clean, env);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let proxy = FaultProxy::start(emu.endpoint(), faults);
+    let file = dir.path().join("faulty.c1z");
+    let out = run(&proxy.url(), &file, env);
+    assert!(out.status.success(), "{}", text(&out).1);
+    same_sync(&clean, &file);
+    proxy
+}
+
 #[test]
 fn throttling_errors_drops_and_truncation_do_not_change_the_sync() {
     let emu = Emulator::start(&["--scenario", "org"]);
@@ -165,11 +183,9 @@ fn expired_session_credentials_are_refreshed_once_and_assume_role_is_retried() {
         ("BATON_ROLE_ARN", emu.str(&["connector_role_arn"])),
         ("BATON_EXTERNAL_ID", emu.str(&["external_id"])),
     ];
-    let dir = tempfile::tempdir().unwrap();
-    let clean = dir.path().join("clean.c1z");
-    assert!(run(emu.endpoint(), &clean, &env).status.success());
-    let proxy = FaultProxy::start(
-        emu.endpoint(),
+    let proxy = same_as_clean_through(
+        &emu,
+        &env,
         Faults {
             expire_first_token: true,
             // The host's own AssumeRole is throttled too, and must retry.
@@ -177,10 +193,6 @@ fn expired_session_credentials_are_refreshed_once_and_assume_role_is_retried() {
             ..Default::default()
         },
     );
-    let file = dir.path().join("sync.c1z");
-    let out = run(&proxy.url(), &file, &env);
-    assert!(out.status.success(), "{}", text(&out).1);
-    same_sync(&clean, &file);
     let assume = |fault: &str| {
         proxy
             .seen()
@@ -208,20 +220,14 @@ fn a_call_throttled_through_all_its_attempts_is_read_again_on_the_page_retry() {
     // than be handed the same failure (or, worse, no members).
     let emu = Emulator::start(&["--scenario", "org"]);
     let env = org_env(&emu);
-    let dir = tempfile::tempdir().unwrap();
-    let clean = dir.path().join("clean.c1z");
-    assert!(run(emu.endpoint(), &clean, &env).status.success());
-    let proxy = FaultProxy::start(
-        emu.endpoint(),
+    let proxy = same_as_clean_through(
+        &emu,
+        &env,
         Faults {
             throttle_first: vec![("ListGroupMemberships", 18)],
             ..Default::default()
         },
     );
-    let file = dir.path().join("sync.c1z");
-    let out = run(&proxy.url(), &file, &env);
-    assert!(out.status.success(), "{}", text(&out).1);
-    same_sync(&clean, &file);
     let calls = proxy
         .seen()
         .iter()

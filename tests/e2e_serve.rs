@@ -331,6 +331,13 @@ schedule = {{ every = "1s", retry_backoff = "1s" }}
 limits = {{ memory_mb = 64 }}
 
 [[connector]]
+name = "stacker"
+component = "{misbehave}"
+credentials = {{ source = "none" }}
+settings = {{ mode = "stack" }}
+schedule = {{ every = "1s", retry_backoff = "1s" }}
+
+[[connector]]
 name = "old"
 component = "{old}"
 credentials = {{ source = "none" }}
@@ -401,6 +408,11 @@ upload = {{ sink = "http", url = "http://{closed}/late.c1z" }}
             2.0,
             60,
         ),
+        (
+            r#"baton_errors_total{connector="stacker",kind="sandbox"}"#,
+            2.0,
+            60,
+        ),
     ] {
         serve.wait_metric(key, at_least, secs);
     }
@@ -419,6 +431,11 @@ upload = {{ sink = "http", url = "http://{closed}/late.c1z" }}
         failure("spinner").contains("exceeded its CPU budget"),
         "{}",
         failure("spinner")
+    );
+    assert!(
+        failure("stacker").contains("overflowed its stack"),
+        "{}",
+        failure("stacker")
     );
     assert!(
         failure("hoarder").contains("exceeded the memory limit of 64 MiB"),

@@ -28,12 +28,15 @@ pub struct Limits {
     pub call_timeout: Duration,
 }
 
+/// Fuel per second of guest computation, roughly, on this class of machine.
+pub const FUEL_PER_CPU_SECOND: u64 = 5_000_000_000;
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             memory_bytes: 512 << 20,
-            // About a minute of pure compute on this class of machine.
-            fuel_per_call: 300_000_000_000,
+            // About a minute of pure compute.
+            fuel_per_call: 60 * FUEL_PER_CPU_SECOND,
             call_timeout: Duration::from_secs(900),
         }
     }
@@ -199,7 +202,11 @@ impl Runtime {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.consume_fuel(true);
+        // The guest's stack runs on the host's async fiber: the fiber must be larger than
+        // the most the guest may use, or a runaway recursion overflows the fiber itself
+        // and aborts the whole host instead of trapping the guest.
         config.max_wasm_stack(2 << 20);
+        config.async_stack_size(6 << 20);
         let engine = Engine::new(&config).map_err(|e| anyhow!("cannot start wasmtime: {e:#}"))?;
         let mut linker: Linker<State> = Linker::new(&engine);
         add_wasi(&mut linker)?;

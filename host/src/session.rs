@@ -4,7 +4,7 @@
 use crate::bindings::wit;
 use crate::credentials::{base_from_env, CredentialProvider, CredentialSource, RoleSpec};
 use crate::outbound::Outbound;
-use crate::runtime::{Instance, Limits, Loaded, Runtime, Services};
+use crate::runtime::{Instance, Limits, Loaded, Runtime, Services, FUEL_PER_CPU_SECOND};
 use crate::sync::explain_config_error;
 use anyhow::{anyhow, bail, Context, Result};
 use aws_connector_core::aws::endpoints::parse_endpoint_url;
@@ -57,6 +57,10 @@ pub struct ConnectorArgs {
     /// Wall-clock limit of one connector call, in seconds.
     #[arg(long, default_value_t = 900)]
     pub call_timeout_secs: u64,
+    /// CPU budget of one connector call, in seconds of guest computation (waiting on the
+    /// network costs none).
+    #[arg(long, default_value_t = 60)]
+    pub cpu_seconds: u64,
     /// Show the connector's debug logs.
     #[arg(short = 'v', long)]
     pub verbose: bool,
@@ -134,7 +138,7 @@ impl ConnectorArgs {
             limits: Limits {
                 memory_bytes: self.max_memory_mb << 20,
                 call_timeout: Duration::from_secs(self.call_timeout_secs),
-                ..Limits::default()
+                fuel_per_call: self.cpu_seconds.max(1).saturating_mul(FUEL_PER_CPU_SECOND),
             },
             verbose: self.verbose,
         })

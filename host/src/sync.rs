@@ -8,6 +8,7 @@ use crate::runtime::{describe_error, CallFailure, Instance};
 use crate::store::proto as p;
 use crate::store::writer::Writer;
 use anyhow::{anyhow, bail, Result};
+use prost::Message;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -17,6 +18,8 @@ use std::time::{Duration, Instant};
 const PAGE_ATTEMPTS: u32 = 4;
 /// A connector returning more pages than this for one listing is looping.
 const MAX_PAGES: usize = 100_000;
+/// The largest resource, entitlement or grant the host stores.
+const MAX_RECORD_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -218,7 +221,9 @@ pub async fn run(
                         queue.push_back((child.clone(), Some(r.id.clone())));
                     }
                 }
-                let proto = encode::resource(&r)?;
+                let proto = encode::resource(&r)
+                    .map_err(|e| anyhow!("the connector returned a malformed resource: {e:#}"))?;
+                check_size("resource", &r.id.resource, proto.encoded_len())?;
                 *summary
                     .resources
                     .entry(r.id.resource_type.clone())
@@ -274,6 +279,9 @@ pub async fn run(
                 .iter()
                 .map(|e| encode::entitlement(e, proto, &proto_types))
                 .collect();
+            for e in &batch {
+                check_size("entitlement", &e.id, e.encoded_len())?;
+            }
             summary.entitlements += batch.len() as u64;
             writer.put_entitlements(&batch)?;
             observer.page_done(&summary)?;
@@ -321,6 +329,9 @@ pub async fn run(
                 .iter()
                 .map(|g| encode::grant(g, entitlements.get(&g.entitlement_id), proto))
                 .collect();
+            for (g, _) in &batch {
+                check_size("grant", &g.id, g.encoded_len())?;
+            }
             summary.grants += batch.len() as u64;
             writer.put_grants(&batch)?;
             observer.page_done(&summary)?;
@@ -345,6 +356,20 @@ pub async fn run(
     lap(&mut summary, "write");
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// Refuses a record larger than baton's records ever are: a connector bug or a hostile
+/// component, not data.
+fn check_size(kind: &str, id: &str, bytes: usize) -> Result<()> {
+    if bytes > MAX_RECORD_BYTES {
+        let id: String = id.chars().take(80).collect();
+        bail!(
+            "the connector returned a {kind} of {} KiB ({id:?}); the host accepts at most {} KiB per record",
+            bytes >> 10,
+            MAX_RECORD_BYTES >> 10
+        );
+    }
+    Ok(())
 }
 
 /// The next page token, refusing one that repeats the current token (a connector bug

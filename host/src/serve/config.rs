@@ -3,7 +3,7 @@
 
 use crate::credentials::{CredentialProvider, CredentialSource, RoleSpec};
 use crate::log::LogFormat;
-use crate::runtime::Limits;
+use crate::runtime::{Limits, FUEL_PER_CPU_SECOND};
 use crate::schedule::{parse_duration, Cron, Schedule};
 use crate::session::{check_spec, ConnectorSpec};
 use crate::upload::Sink;
@@ -13,9 +13,6 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// Fuel per second of guest CPU, roughly, on this class of machine.
-const FUEL_PER_CPU_SECOND: u64 = 5_000_000_000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

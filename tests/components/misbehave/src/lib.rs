@@ -6,13 +6,16 @@
 //! - `stack`: recurses without bound (the stack limit must stop it);
 //! - `trap`: panics (an `unreachable` trap);
 //! - `forbidden`: calls a host that is not on its allow-list and reports the outcome;
-//! - `slow`: lists `count` pages of one thing each, `delay_ms` apart.
+//! - `slow`: lists `count` pages of one thing each, `delay_ms` apart;
+//! - `huge`: lists one thing whose name is `count` bytes long;
+//! - `malformed`: lists one thing whose profile is not JSON.
 
 wit_bindgen::generate!({ world: "plugin", path: "../../../wit" });
 
 use baton::connector::types as wit;
 use exports::baton::connector::connector::Guest;
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
 
@@ -131,10 +134,15 @@ fn get(url: &str) -> Result<String, wit::ConnectorError> {
     Ok(String::from_utf8_lossy(&text).into_owned())
 }
 
+static DEPTH: AtomicU64 = AtomicU64::new(0);
+
+/// Recursion the optimiser cannot turn into a loop (the shared counter is read after each
+/// call returns), with frames small enough to live on the wasm stack, not in memory.
 #[allow(unconditional_recursion)]
-fn recurse(depth: u64) -> u64 {
-    let frame = [depth; 64];
-    recurse(frame[(depth % 64) as usize] + 1) + frame[0]
+fn recurse() -> u64 {
+    DEPTH.fetch_add(1, Ordering::Relaxed);
+    let below = recurse();
+    below.wrapping_add(DEPTH.load(Ordering::Relaxed))
 }
 
 struct Component;
@@ -219,8 +227,23 @@ impl Guest for Component {
                     std::hint::black_box(&hoard);
                 }
             }
-            "stack" => vec![recurse(0).to_string()],
+            "stack" => vec![recurse().to_string()],
             "trap" => panic!("the test connector traps on purpose"),
+            "huge" => {
+                let n: usize = setting("count")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(4 << 20);
+                vec!["x".repeat(n)]
+            }
+            "malformed" => {
+                let mut t = thing("bad");
+                t.profile = Some("{not json".into());
+                return Ok(wit::ResourcePage {
+                    items: vec![t],
+                    next_page_token: None,
+                    warnings: vec![],
+                });
+            }
             "slow" => {
                 let pages: u64 = setting("count").and_then(|c| c.parse().ok()).unwrap_or(3);
                 let delay: u64 = setting("delay_ms")
