@@ -8,6 +8,8 @@ pub mod model;
 pub mod platform;
 pub mod provision;
 pub mod resource_types;
+#[cfg(test)]
+mod robustness;
 pub mod scim;
 pub mod settings;
 pub mod sigv4;

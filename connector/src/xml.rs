@@ -47,6 +47,10 @@ impl Element {
     }
 }
 
+/// AWS's answers nest about ten deep; far deeper is an attack on the tree's recursive
+/// walks and drops, not data.
+const MAX_DEPTH: usize = 100;
+
 /// Parses a document into its root element.
 pub fn parse(doc: &str) -> Result<Element, String> {
     let mut reader = Reader::from_str(doc);
@@ -56,6 +60,11 @@ pub fn parse(doc: &str) -> Result<Element, String> {
             .read_event()
             .map_err(|e| format!("malformed XML at byte {}: {e}", reader.buffer_position()))?;
         match event {
+            Event::Start(_) if stack.len() > MAX_DEPTH => {
+                return Err(format!(
+                    "malformed XML: elements nested deeper than {MAX_DEPTH}"
+                ))
+            }
             Event::Start(s) => stack.push(Element {
                 name: s.local_name().as_ref().to_string(),
                 ..Default::default()
