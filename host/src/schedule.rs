@@ -71,9 +71,11 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
                 "{text:?} is not a duration: unknown unit {c:?}; write e.g. 30s, 15m, 6h or 1d"
             ),
         };
-        let n: u64 = number
-            .parse()
-            .with_context(|| format!("{text:?} is not a duration: a number must precede {c:?}"))?;
+        let n: u64 = number.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "{text:?} is not a duration: a number must precede {c:?}; write e.g. 30s, 15m, 6h or 1d"
+            )
+        })?;
         total = total.saturating_add(n.saturating_mul(unit));
         number.clear();
     }

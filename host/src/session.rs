@@ -480,4 +480,70 @@ mod tests {
         assert!(e.contains("BATON_EXTERNAL_ID"), "{e}");
         assert!(check_external_id("has space").is_err());
     }
+
+    /// Every host-side setting refuses a bad value by its variable's name.
+    #[test]
+    fn host_settings_refuse_bad_values_by_name() {
+        let base = || ConnectorSpec {
+            name: "aws".into(),
+            component: "c.wasm".into(),
+            settings: BTreeMap::new(),
+            settings_from_env: false,
+            secrets: HashMap::new(),
+            credentials: CredentialSource::None,
+            role: None,
+            endpoint_url: None,
+            region: "us-east-1".into(),
+            member_role: None,
+            allow_hosts: vec![],
+            cache_dir: None,
+            limits: Limits::default(),
+            verbose: false,
+        };
+        let role = |arn: &str, id: Option<&str>| {
+            Some(RoleSpec {
+                role_arn: arn.into(),
+                external_id: id.map(str::to_string),
+            })
+        };
+        let cases: Vec<(ConnectorSpec, &str, &str)> = vec![
+            (
+                ConnectorSpec {
+                    role: role("arn:aws:iam::12:role/x", None),
+                    ..base()
+                },
+                "BATON_ROLE_ARN",
+                "arn:aws:iam::",
+            ),
+            (
+                ConnectorSpec {
+                    role: role("arn:aws:iam::123456789012:role/x", Some("a b")),
+                    ..base()
+                },
+                "BATON_EXTERNAL_ID",
+                "2 to 1224 characters",
+            ),
+            (
+                ConnectorSpec {
+                    member_role: Some("no/slashes".into()),
+                    ..base()
+                },
+                "BATON_IAM_ASSUME_ROLE_NAME",
+                "1 to 64",
+            ),
+            (
+                ConnectorSpec {
+                    endpoint_url: Some("127.0.0.1:5000".into()),
+                    ..base()
+                },
+                "AWS_ENDPOINT_URL",
+                "http:// or https://",
+            ),
+        ];
+        for (spec, name, says) in cases {
+            let e = format!("{:#}", check_spec(&spec).unwrap_err());
+            assert!(e.contains(name) && e.contains(says), "{name}: {e}");
+        }
+        assert!(check_spec(&base()).is_ok());
+    }
 }

@@ -208,6 +208,11 @@ pub fn object_name(connector: &str, at: SystemTime, sync_id: &str) -> String {
     )
 }
 
+/// Checks an upload URL when the configuration is read, not at the first upload.
+pub fn check_url(url: &str) -> Result<()> {
+    put_request(url, Vec::new()).map(|_| ())
+}
+
 fn put_request(url: &str, body: Vec<u8>) -> Result<HttpRequest> {
     let (scheme_text, rest) = url
         .split_once("://")

@@ -6,7 +6,7 @@ use crate::log::LogFormat;
 use crate::runtime::{Limits, FUEL_PER_CPU_SECOND};
 use crate::schedule::{parse_duration, Cron, Schedule};
 use crate::session::{check_spec, ConnectorSpec};
-use crate::upload::Sink;
+use crate::upload::{check_url, Sink};
 use anyhow::{anyhow, bail, Context, Result};
 use aws_connector_core::aws::Endpoints;
 use serde::Deserialize;
@@ -437,10 +437,14 @@ fn sink(u: &UploadFile, relative: &dyn Fn(&Path) -> PathBuf, env: Env) -> Result
             keep: u.keep.unwrap_or(5).max(1),
         },
         "http" => Sink::Http {
-            url: match (&u.url, &u.url_env) {
-                (Some(url), None) => url.clone(),
-                (None, Some(var)) => env_value(env, var, "upload.url_env")?,
-                _ => bail!("upload: sink \"http\" needs exactly one of url or url_env"),
+            url: {
+                let url = match (&u.url, &u.url_env) {
+                    (Some(url), None) => url.clone(),
+                    (None, Some(var)) => env_value(env, var, "upload.url_env")?,
+                    _ => bail!("upload: sink \"http\" needs exactly one of url or url_env"),
+                };
+                check_url(&url).context("upload: the PUT URL")?;
+                url
             },
             headers: u
                 .headers
@@ -585,7 +589,8 @@ pub fn from_env(env: Env) -> Result<ServeConfig> {
             run_at_start: true,
             retry_backoff: Duration::from_secs(60),
             concurrency: 2,
-            sink: sink(&upload, &|p| p.to_path_buf(), env)?,
+            sink: sink(&upload, &|p| p.to_path_buf(), env)
+                .context("BATON_UPLOAD_URL / BATON_UPLOAD_S3_BUCKET / BATON_UPLOAD_DIR")?,
             provisioning: flag("BATON_PROVISIONING")?,
         }],
     })
@@ -774,5 +779,38 @@ schedule = { cron = "0 */4 * * *" }
                 .unwrap()
         );
         assert!(e.contains("BATON_ROLE_ARN"), "{e}");
+    }
+
+    /// Every variable of the environment-only mode refuses a bad value by its name.
+    #[test]
+    fn every_service_variable_refuses_a_bad_value_by_name() {
+        for (var, value, says) in [
+            ("BATON_PROVISIONING", "perhaps", "true or false"),
+            (
+                "BATON_GLOBAL_AWS_CROSS_ACCOUNT_IAM_ENABLED",
+                "2",
+                "true or false",
+            ),
+            ("BATON_CONNECTOR_NAME", "My Connector", "lowercase"),
+            ("BATON_SYNC_INTERVAL", "often", "write e.g. 30s"),
+            ("BATON_SYNC_JITTER", "5", "needs a unit"),
+            ("BATON_SYNC_CRON", "every day", "five fields"),
+            ("BATON_SHUTDOWN_GRACE", "soon", "write e.g. 30s"),
+            ("BATON_LOG_FORMAT", "xml", "json or console"),
+            ("BATON_ROLE_ARN", "role/x", "BATON_ROLE_ARN"),
+            ("AWS_ENDPOINT_URL", "localhost", "http:// or https://"),
+            ("BATON_UPLOAD_URL", "ftp://x", "http"),
+        ] {
+            let pairs: Vec<(String, String)> = vec![(var.to_string(), value.to_string())];
+            let lookup = move |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            let e = format!(
+                "{:#}",
+                from_env(&lookup)
+                    .err()
+                    .unwrap_or_else(|| panic!("{var}={value} accepted"))
+            );
+            assert!(e.contains(var), "{var}: {e}");
+            assert!(e.contains(says), "{var}: {e}");
+        }
     }
 }
