@@ -20,23 +20,6 @@ fn org_env(emu: &Emulator) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn run(endpoint: &str, file: &Path, env: &[(&'static str, String)]) -> std::process::Output {
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    host(
-        &[
-            "run",
-            component().to_str().unwrap(),
-            "-f",
-            file.to_str().unwrap(),
-            "--endpoint-url",
-            endpoint,
-            "-o",
-            "json",
-        ],
-        &env,
-    )
-}
-
 fn same_sync(a: &Path, b: &Path) {
     let (a, b) = (C1z::open(a), C1z::open(b));
     assert_eq!(a.resources(), b.resources());
@@ -53,11 +36,11 @@ fn same_as_clean_through(
 ) -> FaultProxy {
     let dir = tempfile::tempdir().unwrap();
     let clean = dir.path().join("clean.c1z");
-    let out = run(emu.endpoint(), &clean, env);
+    let out = sync_json(emu.endpoint(), &clean, env);
     assert!(out.status.success(), "{}", text(&out).1);
     let proxy = FaultProxy::start(emu.endpoint(), faults);
     let file = dir.path().join("faulty.c1z");
-    let out = run(&proxy.url(), &file, env);
+    let out = sync_json(&proxy.url(), &file, env);
     assert!(out.status.success(), "{}", text(&out).1);
     same_sync(&clean, &file);
     proxy
@@ -69,7 +52,7 @@ fn throttling_errors_drops_and_truncation_do_not_change_the_sync() {
     let dir = tempfile::tempdir().unwrap();
     let env = org_env(&emu);
     let clean = dir.path().join("clean.c1z");
-    let out = run(emu.endpoint(), &clean, &env);
+    let out = sync_json(emu.endpoint(), &clean, &env);
     assert!(out.status.success(), "{}", text(&out).1);
 
     // Two seeds: between them every kind of fault happens at least once.
@@ -90,7 +73,7 @@ fn throttling_errors_drops_and_truncation_do_not_change_the_sync() {
             },
         );
         let faulty = dir.path().join(format!("faulty-{seed}.c1z"));
-        let out = run(&proxy.url(), &faulty, &env);
+        let out = sync_json(&proxy.url(), &faulty, &env);
         assert!(out.status.success(), "seed {seed}: {}", text(&out).1);
         same_sync(&clean, &faulty);
         eprintln!(
@@ -131,7 +114,7 @@ fn a_service_that_stays_down_stops_the_sync_and_keeps_the_previous_file() {
     ];
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("sync.c1z");
-    let out = run(emu.endpoint(), &file, &env);
+    let out = sync_json(emu.endpoint(), &file, &env);
     assert!(out.status.success(), "{}", text(&out).1);
     let before = std::fs::read(&file).unwrap();
 
@@ -144,7 +127,7 @@ fn a_service_that_stays_down_stops_the_sync_and_keeps_the_previous_file() {
         },
     );
     let started = Instant::now();
-    let out = run(&proxy.url(), &file, &env);
+    let out = sync_json(&proxy.url(), &file, &env);
     let (_, stderr) = text(&out);
     assert!(!out.status.success());
     assert!(
@@ -249,7 +232,7 @@ fn a_throttled_batch_waits_together() {
         },
     );
     let dir = tempfile::tempdir().unwrap();
-    let out = run(&proxy.url(), &dir.path().join("sync.c1z"), &env);
+    let out = sync_json(&proxy.url(), &dir.path().join("sync.c1z"), &env);
     assert!(out.status.success(), "{}", text(&out).1);
     let calls: Vec<_> = proxy
         .seen()

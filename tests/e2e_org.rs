@@ -24,20 +24,7 @@ fn run(
 ) -> std::process::Output {
     let mut vars = env(emu);
     vars.extend(extra.iter().cloned());
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    host(
-        &[
-            "run",
-            component().to_str().unwrap(),
-            "-f",
-            file.to_str().unwrap(),
-            "--endpoint-url",
-            emu.endpoint(),
-            "-o",
-            "json",
-        ],
-        &vars,
-    )
+    sync_json(emu.endpoint(), file, &vars)
 }
 
 /// The names of disabled SSO users in a sync, and every SSO user as `host resources` lists it.

@@ -877,7 +877,7 @@ fn grants_and_revokes_through_the_api() {
         Some(TOKEN),
         r#"{"grant":"no-such-grant"}"#,
     );
-    assert_eq!(status, 502, "{answer}");
+    assert_eq!(status, 404, "{answer}");
     assert!(answer.contains("not in"), "{answer}");
 
     let m = serve.metrics();

@@ -337,10 +337,7 @@ pub fn grant_account<P: Platform>(
             annotations: vec![Annotation::GrantAlreadyExists],
         });
     }
-    let input = json!({
-        "InstanceArn": instance.arn, "TargetId": account_id, "TargetType": "AWS_ACCOUNT",
-        "PermissionSetArn": ps, "PrincipalType": kind, "PrincipalId": id,
-    });
+    let input = assignment_request(instance, account_id, ps, kind, id);
     let out = client
         .json(Service::SsoAdmin, "CreateAccountAssignment", &input)
         .map_err(|e| conflict_hint(e, account_id))?;
@@ -355,6 +352,20 @@ pub fn grant_account<P: Platform>(
     })
 }
 
+/// The request body that names one account assignment (create and delete alike).
+fn assignment_request(
+    instance: &Instance,
+    account_id: &str,
+    ps: &str,
+    kind: &str,
+    id: &str,
+) -> Value {
+    json!({
+        "InstanceArn": instance.arn, "TargetId": account_id, "TargetType": "AWS_ACCOUNT",
+        "PermissionSetArn": ps, "PrincipalType": kind, "PrincipalId": id,
+    })
+}
+
 pub fn revoke_account<P: Platform>(
     client: &AwsClient<P>,
     instance: &Instance,
@@ -366,10 +377,7 @@ pub fn revoke_account<P: Platform>(
     if !assigned(client, instance, account_id, ps, kind, id)? {
         return Ok(vec![Annotation::GrantAlreadyRevoked]);
     }
-    let input = json!({
-        "InstanceArn": instance.arn, "TargetId": account_id, "TargetType": "AWS_ACCOUNT",
-        "PermissionSetArn": ps, "PrincipalType": kind, "PrincipalId": id,
-    });
+    let input = assignment_request(instance, account_id, ps, kind, id);
     let out = client
         .json(Service::SsoAdmin, "DeleteAccountAssignment", &input)
         .map_err(|e| conflict_hint(e, account_id))?;

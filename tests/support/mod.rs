@@ -168,6 +168,24 @@ pub fn host(args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("host runs")
 }
 
+/// `host run` of the AWS component against `endpoint` into `file`, summary as JSON.
+pub fn sync_json(endpoint: &str, file: &Path, env: &[(&str, String)]) -> Output {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    host(
+        &[
+            "run",
+            component().to_str().unwrap(),
+            "-f",
+            file.to_str().unwrap(),
+            "--endpoint-url",
+            endpoint,
+            "-o",
+            "json",
+        ],
+        &env,
+    )
+}
+
 pub fn text(out: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -98,16 +98,7 @@ pub fn for_each_page(
 mod tests {
     use super::*;
 
-    fn response(status: u16, headers: &[(&str, &str)], body: &str) -> HttpResponse {
-        HttpResponse {
-            status,
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            body: body.as_bytes().to_vec(),
-        }
-    }
+    use crate::testing::resp as response;
 
     #[test]
     fn error_codes_follow_the_protocol_order() {

@@ -1,7 +1,7 @@
 //! The serving host's HTTP side: `/healthz`, `/readyz`, `/metrics`, and the `/v1` API
 //! (status, sync now, grant, revoke) behind a bearer token, with an audit line per request.
 
-use super::connector::{Action, Handle, Job};
+use super::connector::{Action, Failure, Handle, Job};
 use crate::log;
 use crate::metrics;
 use bytes::Bytes;
@@ -294,7 +294,11 @@ async fn v1(
             record("success", "success");
             json_reply(StatusCode::OK, v)
         }
-        Ok(Err(why)) => {
+        Ok(Err(Failure::Unknown(why))) => {
+            record("refused", &format!("refused: {why}"));
+            error(StatusCode::NOT_FOUND, &why)
+        }
+        Ok(Err(Failure::Failed(why))) => {
             record("failure", &format!("failed: {why}"));
             error(StatusCode::BAD_GATEWAY, &why)
         }

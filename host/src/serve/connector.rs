@@ -33,9 +33,17 @@ pub enum Action {
     },
 }
 
+/// Why a provisioning request did not succeed.
+pub enum Failure {
+    /// It names something the connector's latest sync does not hold.
+    Unknown(String),
+    /// The connector, AWS or the sandbox failed.
+    Failed(String),
+}
+
 pub struct Job {
     pub action: Action,
-    pub reply: oneshot::Sender<Result<Value, String>>,
+    pub reply: oneshot::Sender<Result<Value, Failure>>,
 }
 
 /// What the HTTP side sees of a connector.
@@ -137,7 +145,7 @@ async fn run(
                 tokio::select! {
                     _ = stop.changed() => return,
                     job = job_rx.recv() => match job {
-                        Some(job) => { let _ = job.reply.send(Err(format!("connector {} cannot run: {e:#}", handle.name))); }
+                        Some(job) => { let _ = job.reply.send(Err(Failure::Failed(format!("connector {} cannot run: {e:#}", handle.name)))); }
                         None => return,
                     },
                 }
@@ -175,8 +183,7 @@ async fn run(
         while let Some(job) = job_rx.recv().await {
             let w = w.clone();
             tokio::spawn(async move {
-                let result = w.provision(job.action).await.map_err(|e| format!("{e:#}"));
-                let _ = job.reply.send(result);
+                let _ = job.reply.send(w.provision(job.action).await);
             });
         }
     });
@@ -418,23 +425,26 @@ impl Worker {
         }
     }
 
-    /// One grant or revoke, looked up in the connector's latest sync.
-    async fn provision(&self, action: Action) -> Result<Value> {
-        let _slot = self.slots.acquire().await?;
-        let mut session = self.session().await?;
+    /// One grant or revoke, looked up in the connector's latest sync first, so that a
+    /// wrong id costs no instance.
+    async fn provision(&self, action: Action) -> Result<Value, Failure> {
+        let unknown = |e: anyhow::Error| Failure::Unknown(format!("{e:#}"));
+        let failed = |e: anyhow::Error| Failure::Failed(format!("{e:#}"));
         match action {
             Action::Grant {
                 entitlement,
                 principal_type,
                 principal,
             } => {
-                let (e, p) =
-                    grant_request(&self.output, &entitlement, &principal_type, &principal)?;
+                let (e, p) = grant_request(&self.output, &entitlement, &principal_type, &principal)
+                    .map_err(unknown)?;
+                let _slot = self.slots.acquire().await.map_err(|e| failed(e.into()))?;
+                let mut session = self.session().await.map_err(failed)?;
                 let result = session.inst.grant(&e, &p).await.map_err(|err| {
-                    anyhow!(
+                    Failure::Failed(format!(
                         "granting {entitlement} to {principal_type}:{principal} failed: {err}{}",
                         session.denied_note()
-                    )
+                    ))
                 })?;
                 Ok(json!({
                     "granted": result.grants.iter().map(|g: &wit::Grant| g.id.clone()).collect::<Vec<_>>(),
@@ -443,9 +453,14 @@ impl Worker {
                 }))
             }
             Action::Revoke { grant } => {
-                let g = revoke_request(&self.output, &grant)?;
+                let g = revoke_request(&self.output, &grant).map_err(unknown)?;
+                let _slot = self.slots.acquire().await.map_err(|e| failed(e.into()))?;
+                let mut session = self.session().await.map_err(failed)?;
                 let annotations = session.inst.revoke(&g).await.map_err(|err| {
-                    anyhow!("revoking {grant} failed: {err}{}", session.denied_note())
+                    Failure::Failed(format!(
+                        "revoking {grant} failed: {err}{}",
+                        session.denied_note()
+                    ))
                 })?;
                 Ok(json!({
                     "revoked": grant,
