@@ -10,16 +10,6 @@ use std::time::{Duration, Instant};
 use support::proxy::{FaultProxy, Faults};
 use support::*;
 
-fn org_env(emu: &Emulator) -> Vec<(&'static str, String)> {
-    let (key, secret) = emu.keys("reader");
-    vec![
-        ("BATON_GLOBAL_ACCESS_KEY_ID", key),
-        ("BATON_GLOBAL_SECRET_ACCESS_KEY", secret),
-        ("BATON_GLOBAL_AWS_ORGS_ENABLED", "true".into()),
-        ("BATON_GLOBAL_AWS_SSO_ENABLED", "true".into()),
-    ]
-}
-
 fn same_sync(a: &Path, b: &Path) {
     let (a, b) = (C1z::open(a), C1z::open(b));
     assert_eq!(a.resources(), b.resources());
@@ -140,8 +130,17 @@ fn a_service_that_stays_down_stops_the_sync_and_keeps_the_previous_file() {
         before,
         "the previous file is untouched"
     );
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-    assert_eq!(leftovers.len(), 1, "no temporary files");
+    // Beside it only the checkpoint, which the next run continues.
+    let mut left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, [".sync.c1z.checkpoint.db", "sync.c1z"]);
+    assert!(
+        stderr.contains(".sync.c1z.checkpoint.db") && stderr.contains("continues"),
+        "{stderr}"
+    );
     // Bounded: the connector's attempts per call times the host's attempts per page.
     let tries = proxy.count("503");
     eprintln!(
@@ -154,6 +153,18 @@ fn a_service_that_stays_down_stops_the_sync_and_keeps_the_previous_file() {
         "{:?}",
         started.elapsed()
     );
+
+    // The service is back: the next run continues the stopped sync and finishes it.
+    proxy.set_faults(Faults::default());
+    let out = sync_json(&proxy.url(), &file, &env);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(summary["resumed"], true, "{stderr}");
+    let (old, new) = (C1z::open_nth(&file, 1), C1z::open(&file));
+    assert_ne!(old.sync_id, new.sync_id);
+    assert_eq!(old.resources(), new.resources());
+    assert_eq!(old.grants(), new.grants());
 }
 
 #[test]
@@ -194,6 +205,59 @@ fn expired_session_credentials_are_refreshed_once_and_assume_role_is_retried() {
         "the session was assumed again after AWS called it expired"
     );
     assert!(proxy.count("expired") >= 1);
+}
+
+#[test]
+fn sessions_running_out_during_a_long_sync_are_renewed_before_they_expire() {
+    // Sessions of 303 s: the host renews a session 300 s before it ends, so each one is
+    // used for about 3 s here; slow answers make the sync outlast several of them. The
+    // proxy refuses a token once its session is over. (IAM pages of two items: many calls.)
+    let emu = Emulator::start(&["--scenario", "iam", "--max-page", "2"]);
+    let (key, secret) = emu.keys("assumer");
+    let env = vec![
+        ("BATON_GLOBAL_ACCESS_KEY_ID", key),
+        ("BATON_GLOBAL_SECRET_ACCESS_KEY", secret),
+        ("BATON_ROLE_ARN", emu.str(&["connector_role_arn"])),
+        ("BATON_EXTERNAL_ID", emu.str(&["external_id"])),
+    ];
+    let latency = Duration::from_millis(600);
+    let proxy = same_as_clean_through(
+        &emu,
+        &env,
+        Faults {
+            session_seconds: Some(303),
+            latency,
+            ..Default::default()
+        },
+    );
+    let seen = proxy.seen();
+    let sessions = seen
+        .iter()
+        .filter(|s| s.operation == "sts:AssumeRole")
+        .count();
+    let mut used: std::collections::HashMap<&str, (Instant, Instant)> = Default::default();
+    for s in seen.iter().filter(|s| s.operation != "sts:AssumeRole") {
+        let token = s.token.as_deref().expect("session credentials");
+        let span = used.entry(token).or_insert((s.arrived, s.arrived));
+        span.1 = s.arrived;
+    }
+    let longest = used.values().map(|(a, b)| *b - *a).max().unwrap();
+    eprintln!(
+        "{} calls, {sessions} sessions, longest use of one session {longest:?}",
+        seen.len()
+    );
+    assert_eq!(
+        proxy.count("expired"),
+        0,
+        "no call carried a finished session"
+    );
+    assert!(sessions >= 3, "{sessions} sessions");
+    assert_eq!(used.len(), sessions, "every session was used");
+    // Renewed when 300 s were left: 3 s after it began, plus one call in flight.
+    assert!(
+        longest <= Duration::from_secs(3) + latency * 2,
+        "{longest:?}"
+    );
 }
 
 #[test]

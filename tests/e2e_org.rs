@@ -7,22 +7,12 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use support::*;
 
-fn env(emu: &Emulator) -> Vec<(&'static str, String)> {
-    let (key, secret) = emu.keys("reader");
-    vec![
-        ("BATON_GLOBAL_ACCESS_KEY_ID", key),
-        ("BATON_GLOBAL_SECRET_ACCESS_KEY", secret),
-        ("BATON_GLOBAL_AWS_ORGS_ENABLED", "true".into()),
-        ("BATON_GLOBAL_AWS_SSO_ENABLED", "true".into()),
-    ]
-}
-
 fn run(
     emu: &Emulator,
     file: &std::path::Path,
     extra: &[(&'static str, String)],
 ) -> std::process::Output {
-    let mut vars = env(emu);
+    let mut vars = org_env(emu);
     vars.extend(extra.iter().cloned());
     sync_json(emu.endpoint(), file, &vars)
 }

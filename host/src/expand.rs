@@ -43,6 +43,8 @@ pub struct Outcome {
     pub warnings: Vec<String>,
 }
 
+/// Expands the sync's grant edges. Runs in the caller's transaction, so that a killed
+/// host never leaves a half-expanded sync.
 pub fn expand(conn: &Connection, sync_id: &str) -> Result<Outcome> {
     let mut warnings = Vec::new();
     let edges = load_edges(conn, sync_id, &mut warnings)?;
@@ -253,18 +255,16 @@ fn write(
             }
         }
     }
-    let tx = conn.unchecked_transaction()?;
     for chunk in out.chunks(10_000) {
-        put_grants_in(&tx, sync_id, chunk)?;
+        put_grants_in(conn, sync_id, chunk)?;
     }
     // Updated rows keep their expansion columns (the upsert above cleared them).
     for (id, blob) in expansions {
-        tx.execute(
+        conn.execute(
             "update v1_grants set expansion = ?1, needs_expansion = 0 where sync_id = ?2 and external_id = ?3",
             params![blob, sync_id, id],
         )?;
     }
-    tx.commit()?;
     Ok((created, updated))
 }
 
@@ -369,12 +369,15 @@ mod tests {
         let (_d, mut w) = writer();
         let a = ent("role", "a", "assignment");
         let b = ent("role", "b", "assignment");
-        w.put_entitlements(&[a.clone(), b.clone()]).unwrap();
-        w.put_grants(&[
-            grant(&a, ("iam_user", "dave"), None),
-            grant(&a, ("role", "b"), Some(("role:b:assignment", false))),
-            grant(&b, ("role", "a"), Some(("role:a:assignment", false))),
-        ])
+        w.put_entitlements(&[a.clone(), b.clone()], "{}").unwrap();
+        w.put_grants(
+            &[
+                grant(&a, ("iam_user", "dave"), None),
+                grant(&a, ("role", "b"), Some(("role:b:assignment", false))),
+                grant(&b, ("role", "a"), Some(("role:a:assignment", false))),
+            ],
+            "{}",
+        )
         .unwrap();
         let out = expand(w.conn(), &w.sync_id).unwrap();
         assert_eq!(out.edges, 2);
@@ -398,16 +401,19 @@ mod tests {
         let r1 = ent("role", "r1", "assignment");
         let r2 = ent("role", "r2", "assignment");
         let p = ent("policy", "p", "attached");
-        w.put_entitlements(&[g.clone(), r1.clone(), r2.clone(), p.clone()])
+        w.put_entitlements(&[g.clone(), r1.clone(), r2.clone(), p.clone()], "{}")
             .unwrap();
-        w.put_grants(&[
-            grant(&g, ("iam_user", "u1"), None),
-            // r1 is assumable by members of g; r2 by whoever assumes r1.
-            grant(&r1, ("group", "g"), Some(("group:g:member", false))),
-            grant(&r2, ("role", "r1"), Some(("role:r1:assignment", false))),
-            // A shallow edge passes on only direct holders of r2: r1, not u1 or g (expanded).
-            grant(&p, ("role", "r2"), Some(("role:r2:assignment", true))),
-        ])
+        w.put_grants(
+            &[
+                grant(&g, ("iam_user", "u1"), None),
+                // r1 is assumable by members of g; r2 by whoever assumes r1.
+                grant(&r1, ("group", "g"), Some(("group:g:member", false))),
+                grant(&r2, ("role", "r1"), Some(("role:r1:assignment", false))),
+                // A shallow edge passes on only direct holders of r2: r1, not u1 or g (expanded).
+                grant(&p, ("role", "r2"), Some(("role:r2:assignment", true))),
+            ],
+            "{}",
+        )
         .unwrap();
         expand(w.conn(), &w.sync_id).unwrap();
         assert!(holders(&w, "role:r1:assignment").contains_key("u1"));
@@ -428,9 +434,12 @@ mod tests {
     fn an_edge_from_an_entitlement_not_of_the_principal_is_ignored() {
         let (_d, mut w) = writer();
         let a = ent("role", "a", "assignment");
-        w.put_entitlements(std::slice::from_ref(&a)).unwrap();
-        w.put_grants(&[grant(&a, ("role", "b"), Some(("role:c:assignment", false)))])
-            .unwrap();
+        w.put_entitlements(std::slice::from_ref(&a), "{}").unwrap();
+        w.put_grants(
+            &[grant(&a, ("role", "b"), Some(("role:c:assignment", false)))],
+            "{}",
+        )
+        .unwrap();
         let out = expand(w.conn(), &w.sync_id).unwrap();
         assert_eq!(out.edges, 0);
         assert_eq!(out.warnings.len(), 1);

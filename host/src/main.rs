@@ -2,6 +2,7 @@
 
 mod bindings;
 mod credentials;
+mod decode;
 mod encode;
 mod expand;
 mod http_client;

@@ -1,10 +1,9 @@
 //! `host run`: one full sync of a connector, with a summary.
 
-use crate::session::{connect, ConnectorArgs};
+use crate::session::{connect, ConnectorArgs, Session};
 use crate::sync;
 use crate::Format;
 use anyhow::{anyhow, Result};
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -43,6 +42,7 @@ async fn run(args: RunArgs) -> Result<()> {
             &mut session.inst,
             &session.configured.resource_types,
             &args.file,
+            &session.resume_key,
             &progress,
         )
         .await;
@@ -54,21 +54,29 @@ async fn run(args: RunArgs) -> Result<()> {
         Ok(s) => s,
         Err(e) => {
             return Err(anyhow!(
-                "{e:#}{}\nnothing was written; {} is unchanged",
+                "{e:#}{}\n{} is unchanged; {}",
                 session.denied_note(),
-                args.file.display()
+                args.file.display(),
+                kept_progress(&args.file)
             ))
         }
     };
     summary.elapsed = started.elapsed();
     let denied = session.outbound.denied.lock().expect("denied lock").clone();
-    print_summary(
-        &summary,
-        &session.calls(),
-        &denied,
-        &session.loaded,
-        args.output,
-    )
+    print_summary(&summary, &session, &denied, args.output)
+}
+
+/// Where an unfinished sync's progress waits for the next run, if it was saved.
+fn kept_progress(out: &std::path::Path) -> String {
+    let checkpoint = crate::store::writer::checkpoint_path(out);
+    if checkpoint.metadata().is_ok_and(|m| m.len() > 0) {
+        format!(
+            "the pages already read are kept in {}, and the next run into the same file continues from them",
+            checkpoint.display()
+        )
+    } else {
+        "nothing was written".to_string()
+    }
 }
 
 /// A one-line progress display on an interactive terminal, redrawn at most ten times
@@ -126,17 +134,20 @@ impl sync::Observer for Progress {
 
 fn print_summary(
     s: &sync::Summary,
-    calls: &BTreeMap<String, u64>,
+    session: &Session,
     denied: &[String],
-    loaded: &crate::runtime::Loaded,
     format: Format,
 ) -> Result<()> {
+    let calls = &session.calls();
+    let loaded = &session.loaded;
+    let instantiate_ms = session.instantiate_time.as_secs_f64() * 1000.0;
     let total_calls: u64 = calls.values().sum();
     match format {
         Format::Json => {
             let v = serde_json::json!({
                 "file": s.output.display().to_string(),
                 "sync_id": s.sync_id,
+                "resumed": s.resumed,
                 "resources": s.resources,
                 "entitlements": s.entitlements,
                 "grants": s.grants,
@@ -152,15 +163,21 @@ fn print_summary(
                 "component_sha256": loaded.sha256,
                 "component_from_cache": loaded.from_cache,
                 "component_load_ms": loaded.load_time.as_secs_f64() * 1000.0,
+                "component_instantiate_ms": instantiate_ms,
             });
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         Format::Table => {
             println!(
-                "sync {} written to {} in {:.2} s",
+                "sync {} written to {} in {:.2} s{}",
                 s.sync_id,
                 s.output.display(),
-                s.elapsed.as_secs_f64()
+                s.elapsed.as_secs_f64(),
+                if s.resumed {
+                    " (continued from its checkpoint)"
+                } else {
+                    ""
+                }
             );
             let per_type: Vec<String> = s
                 .resources
@@ -189,14 +206,15 @@ fn print_summary(
                 println!("  denied        {}", denied.join(", "));
             }
             println!(
-                "  component     {} ({} in {:.1} ms)",
+                "  component     {} ({} in {:.1} ms, instantiated in {:.1} ms)",
                 &loaded.sha256[..12],
                 if loaded.from_cache {
-                    "from the compiled cache"
+                    "loaded from the compiled cache"
                 } else {
                     "compiled"
                 },
-                loaded.load_time.as_secs_f64() * 1000.0
+                loaded.load_time.as_secs_f64() * 1000.0,
+                instantiate_ms
             );
             println!("  warnings      {}", s.warnings.len());
             for w in &s.warnings {

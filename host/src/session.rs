@@ -10,6 +10,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use aws_connector_core::aws::endpoints::parse_endpoint_url;
 use aws_connector_core::aws::Endpoints;
 use aws_connector_core::sts::validate_role_arn;
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -153,6 +154,11 @@ pub struct Session {
     pub configured: wit::Configured,
     pub settings: Vec<wit::Setting>,
     pub loaded: Arc<Loaded>,
+    /// What a sync's checkpoint must match to be continued: the component, its settings
+    /// and the AWS identity it is lent.
+    pub resume_key: String,
+    /// How long creating the instance took (the component was loaded before).
+    pub instantiate_time: Duration,
 }
 
 impl Session {
@@ -294,9 +300,11 @@ pub async fn open(
         secrets: Default::default(),
         verbose: spec.verbose,
     });
+    let started = std::time::Instant::now();
     let mut inst = runtime
         .instantiate(&loaded, services.clone(), &spec.limits)
         .await?;
+    let instantiate_time = started.elapsed();
     let metadata = inst
         .metadata()
         .await
@@ -317,6 +325,7 @@ pub async fn open(
         &operator_hosts,
         &spec.allow_hosts,
     )?);
+    let resume_key = resume_key(&loaded, &settings, spec);
     Ok(Session {
         inst,
         outbound,
@@ -324,7 +333,31 @@ pub async fn open(
         configured,
         settings,
         loaded,
+        resume_key,
+        instantiate_time,
     })
+}
+
+/// A digest of everything that decides what a sync reads (secrets are left out: a
+/// rotated token reads the same organisation).
+fn resume_key(loaded: &Loaded, settings: &[wit::Setting], spec: &ConnectorSpec) -> String {
+    let mut h = Sha256::new();
+    let mut put = |part: &str| {
+        h.update(part.len().to_le_bytes());
+        h.update(part.as_bytes());
+    };
+    put(&loaded.sha256);
+    for s in settings {
+        put(&s.name);
+        put(&s.value);
+    }
+    let role = spec.role.as_ref();
+    put(role.map_or("", |r| r.role_arn.as_str()));
+    put(role.and_then(|r| r.external_id.as_deref()).unwrap_or(""));
+    put(spec.endpoint_url.as_deref().unwrap_or(""));
+    put(&spec.region);
+    put(spec.member_role.as_deref().unwrap_or(""));
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Connector settings: from their environment variables (as the component's schema names

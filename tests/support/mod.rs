@@ -153,8 +153,24 @@ impl Drop for Emulator {
     }
 }
 
+/// The reader's keys with Organizations and Identity Center on.
+pub fn org_env(emu: &Emulator) -> Vec<(&'static str, String)> {
+    let (key, secret) = emu.keys("reader");
+    vec![
+        ("BATON_GLOBAL_ACCESS_KEY_ID", key),
+        ("BATON_GLOBAL_SECRET_ACCESS_KEY", secret),
+        ("BATON_GLOBAL_AWS_ORGS_ENABLED", "true".into()),
+        ("BATON_GLOBAL_AWS_SSO_ENABLED", "true".into()),
+    ]
+}
+
 /// Runs the real `host` binary with a clean environment plus `env`.
 pub fn host(args: &[&str], env: &[(&str, &str)]) -> Output {
+    host_command(args, env).output().expect("host runs")
+}
+
+/// The real `host` binary with a clean environment plus `env`, not started yet.
+pub fn host_command(args: &[&str], env: &[(&str, &str)]) -> Command {
     static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
     let cache = CACHE.get_or_init(|| tempfile::tempdir().expect("temp dir"));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_host"));
@@ -165,13 +181,20 @@ pub fn host(args: &[&str], env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().expect("host runs")
+    cmd
 }
 
 /// `host run` of the AWS component against `endpoint` into `file`, summary as JSON.
 pub fn sync_json(endpoint: &str, file: &Path, env: &[(&str, String)]) -> Output {
+    sync_command(endpoint, file, env)
+        .output()
+        .expect("host runs")
+}
+
+/// The `host run` of [`sync_json`], not started yet.
+pub fn sync_command(endpoint: &str, file: &Path, env: &[(&str, String)]) -> Command {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    host(
+    host_command(
         &[
             "run",
             component().to_str().unwrap(),
@@ -201,7 +224,13 @@ pub struct C1z {
 }
 
 impl C1z {
+    /// The newest finished sync of the file.
     pub fn open(path: &Path) -> C1z {
+        C1z::open_nth(path, 0)
+    }
+
+    /// The `nth` newest finished sync of the file (0 is the newest).
+    pub fn open_nth(path: &Path, nth: usize) -> C1z {
         let mut bytes = Vec::new();
         std::fs::File::open(path)
             .expect("c1z exists")
@@ -223,8 +252,8 @@ impl C1z {
         let sync_id: String = conn
             .query_row(
                 "select sync_id from v1_sync_runs where sync_type = 'full' and ended_at is not null and grants_backfilled = 1
-                 order by ended_at desc, sync_id desc limit 1",
-                [],
+                 order by ended_at desc, sync_id desc limit 1 offset ?1",
+                [nth as i64],
                 |r| r.get(0),
             )
             .expect("a finished full sync");

@@ -33,6 +33,9 @@ pub struct Faults {
     pub fail_after: Option<usize>,
     /// The first session token seen is expired: every request carrying it is refused.
     pub expire_first_token: bool,
+    /// AssumeRole sessions last this long: their `Expiration` is rewritten to say so, and
+    /// a request carrying their token after that is refused as expired.
+    pub session_seconds: Option<u64>,
 }
 
 /// One request as the proxy saw it.
@@ -40,6 +43,8 @@ pub struct Faults {
 pub struct Seen {
     pub operation: String,
     pub fault: &'static str,
+    /// The session token it carried.
+    pub token: Option<String>,
     pub arrived: Instant,
     pub answered: Instant,
 }
@@ -51,11 +56,14 @@ struct State {
     per_operation: HashMap<String, usize>,
     expired_token: Option<String>,
     seen_tokens: HashSet<String>,
+    /// Session tokens the proxy shortened, and when they expire.
+    sessions: HashMap<String, Instant>,
 }
 
 pub struct FaultProxy {
     pub address: String,
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    state: Arc<Mutex<State>>,
 }
 
 impl FaultProxy {
@@ -71,15 +79,26 @@ impl FaultProxy {
             per_operation: HashMap::new(),
             expired_token: None,
             seen_tokens: HashSet::new(),
+            sessions: HashMap::new(),
         }));
-        let log = seen.clone();
+        let (log, shared) = (seen.clone(), state.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().map_while(Result::ok) {
                 let (upstream, state, log) = (upstream.clone(), state.clone(), log.clone());
                 std::thread::spawn(move || serve(stream, &upstream, &state, &log));
             }
         });
-        FaultProxy { address, seen }
+        FaultProxy {
+            address,
+            seen,
+            state: shared,
+        }
+    }
+
+    /// Changes the faults from the next request on (the same address: the host sees
+    /// the same endpoint, e.g. a service that comes back).
+    pub fn set_faults(&self, faults: Faults) {
+        self.state.lock().unwrap().faults = faults;
     }
 
     pub fn url(&self) -> String {
@@ -178,6 +197,9 @@ fn decide(state: &Mutex<State>, req: &Request, op: &str) -> &'static str {
             if first == token {
                 return "expired";
             }
+        }
+        if s.sessions.get(token).is_some_and(|t| Instant::now() >= *t) {
+            return "expired";
         }
         s.seen_tokens.insert(token.to_string());
     }
@@ -281,6 +303,7 @@ fn serve(stream: TcpStream, upstream: &str, state: &Mutex<State>, log: &Mutex<Ve
             log.lock().unwrap().push(Seen {
                 operation: op.clone(),
                 fault,
+                token: req.header("x-amz-security-token").map(str::to_string),
                 arrived,
                 answered: Instant::now(),
             });
@@ -291,9 +314,12 @@ fn serve(stream: TcpStream, upstream: &str, state: &Mutex<State>, log: &Mutex<Ve
                 return;
             }
             "none" | "truncate" => {
-                let Some(answer) = forward(upstream, &req) else {
+                let Some(mut answer) = forward(upstream, &req) else {
                     return;
                 };
+                if op == "sts:AssumeRole" {
+                    answer = shorten_session(state, answer);
+                }
                 if fault == "truncate" {
                     let split = answer
                         .windows(4)
@@ -322,6 +348,46 @@ fn serve(stream: TcpStream, upstream: &str, state: &Mutex<State>, log: &Mutex<Ve
             }
         }
     }
+}
+
+/// Rewrites an AssumeRole answer's `Expiration` to `session_seconds` from now and
+/// remembers its token, so that the session really ends then.
+fn shorten_session(state: &Mutex<State>, answer: Vec<u8>) -> Vec<u8> {
+    let mut s = state.lock().unwrap();
+    let Some(seconds) = s.faults.session_seconds else {
+        return answer;
+    };
+    let text = String::from_utf8(answer).expect("an STS answer is text");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
+    let between = |open: &str, close: &str| -> Option<(usize, usize)> {
+        let start = body.find(open)? + open.len();
+        Some((start, start + body[start..].find(close)?))
+    };
+    let (Some((es, ee)), Some((ts, te))) = (
+        between("<Expiration>", "</Expiration>"),
+        between("<SessionToken>", "</SessionToken>"),
+    ) else {
+        return text.into_bytes();
+    };
+    let ends = time::OffsetDateTime::now_utc() + Duration::from_secs(seconds);
+    let iso = ends
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    s.sessions.insert(
+        body[ts..te].to_string(),
+        Instant::now() + Duration::from_secs(seconds),
+    );
+    let body = format!("{}{iso}{}", &body[..es], &body[ee..]);
+    let head: Vec<&str> = head
+        .split("\r\n")
+        .filter(|l| !l.to_ascii_lowercase().starts_with("content-length:"))
+        .collect();
+    format!(
+        "{}\r\nContent-Length: {}\r\n\r\n{body}",
+        head.join("\r\n"),
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// Sends the request upstream on a fresh connection and returns the whole answer, rewritten

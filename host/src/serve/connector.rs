@@ -244,6 +244,7 @@ fn unix_now() -> f64 {
 /// Stops a sync between pages once the host is shutting down.
 struct StopBetweenPages {
     stop: watch::Receiver<bool>,
+    connector: String,
 }
 
 impl Observer for StopBetweenPages {
@@ -252,6 +253,12 @@ impl Observer for StopBetweenPages {
             bail!("interrupted: the host is shutting down");
         }
         Ok(())
+    }
+
+    fn log(&self, level: log::Level, message: &str, fields: &[(&str, &str)]) {
+        let mut all = vec![("connector", self.connector.as_str())];
+        all.extend_from_slice(fields);
+        log::emit(level, message, &all);
     }
 }
 
@@ -381,9 +388,11 @@ impl Worker {
         }
         let observer = StopBetweenPages {
             stop: self.stop.clone(),
+            connector: self.handle.name.clone(),
         };
         let types = session.configured.resource_types.clone();
-        sync::run(&mut session.inst, &types, &self.output, &observer)
+        let key = session.resume_key.clone();
+        sync::run(&mut session.inst, &types, &self.output, &key, &observer)
             .await
             .map_err(|e| (kind(session), format!("{e:#}{}", session.denied_note())))
     }

@@ -83,11 +83,14 @@ mod tests {
     fn valid_file(dir: &Path) -> Vec<u8> {
         let out = dir.join("valid.c1z");
         let mut w = Writer::begin(&out).unwrap();
-        w.put_resource_types(&[ResourceType {
-            id: "iam_user".into(),
-            display_name: "IAM User".into(),
-            ..Default::default()
-        }])
+        w.put_resource_types(
+            &[ResourceType {
+                id: "iam_user".into(),
+                display_name: "IAM User".into(),
+                ..Default::default()
+            }],
+            "{}",
+        )
         .unwrap();
         w.finish("{}").unwrap();
         std::fs::read(&out).unwrap()
