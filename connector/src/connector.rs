@@ -11,7 +11,7 @@ use crate::resource_types::{
 };
 use crate::scim;
 use crate::settings::{self, Config};
-use crate::sso::fetch::{self, Account, Instance, PermissionSet, SsoGroup, SsoUser};
+use crate::sso::fetch::{self, Account, Instance, Membership, PermissionSet, SsoGroup, SsoUser};
 use crate::sso::mapping as sso_mapping;
 use crate::sts;
 use std::cell::RefCell;
@@ -21,7 +21,6 @@ use std::rc::Rc;
 /// Items per page handed to the host: big enough to keep per-page overhead low, small
 /// enough that one page's transaction stays short.
 const PAGE_ITEMS: usize = 500;
-const CACHE_KEY_DETAILS: &str = "iam:authorization-details:v1";
 
 pub fn metadata() -> Metadata {
     Metadata {
@@ -123,31 +122,48 @@ struct SsoState {
     groups: Option<Rc<Vec<SsoGroup>>>,
     permission_sets: Option<Rc<Vec<PermissionSet>>>,
     accounts: Option<Rc<Vec<Account>>>,
-    /// Grants per resource, computed on the first page and sliced for the next ones.
-    grants: HashMap<ResourceId, Result<Rc<Vec<Grant>>, ConnectorError>>,
+    /// What each group or account grants, read on the first page and sliced for the next.
+    grants: HashMap<ResourceId, Result<Held, ConnectorError>>,
 }
 
-/// One sync's view of the account: the entities and every grant between them, computed
-/// once so that each per-resource call is a lookup.
+/// What an Identity Center group or account grants, as read.
+#[derive(Clone)]
+enum Held {
+    /// A group's members: made into grants a page at a time (40,000 memberships as
+    /// records would fill the guest's memory).
+    Members(Rc<Vec<Membership>>),
+    Grants(Rc<Vec<Grant>>),
+}
+
+/// One sync's view of the account: the entities and who holds what, computed once so
+/// that each per-resource call is a lookup.
 struct Snapshot {
     details: AuthorizationDetails,
-    /// Grants per resource id; `Err` holds why a role's trust policy could not be read.
-    grants: HashMap<ResourceId, Result<Vec<Grant>, String>>,
+    /// Members of each group (by ARN) as indices into `details.users`: made into grants a
+    /// page at a time, 20,000 memberships as records would fill the guest's memory.
+    members: HashMap<String, Vec<usize>>,
+    /// Grants of each role; `Err` holds why its trust policy could not be read.
+    role_grants: HashMap<ResourceId, Result<Vec<Grant>, String>>,
 }
 
 impl Snapshot {
     fn new(details: AuthorizationDetails) -> Snapshot {
         let index = IamIndex::new(&details);
-        let mut grants = HashMap::new();
+        let mut members = HashMap::new();
         for g in &details.groups {
             let id = ResourceId::new(GROUP, &g.arn);
-            grants.insert(id.clone(), Ok(index.group_grants(&id)));
+            members.insert(g.arn.clone(), index.group_members(&id));
         }
+        let mut role_grants = HashMap::new();
         for r in &details.roles {
             let id = ResourceId::new(ROLE, &r.arn);
-            grants.insert(id.clone(), index.role_grants(&id));
+            role_grants.insert(id.clone(), index.role_grants(&id));
         }
-        Snapshot { details, grants }
+        Snapshot {
+            details,
+            members,
+            role_grants,
+        }
     }
 }
 
@@ -220,7 +236,8 @@ impl Connector {
         Ok(reached)
     }
 
-    /// The account's IAM entities, fetched once per sync and shared through the host cache.
+    /// The account's IAM entities, fetched once per sync (per instance: the host starts one
+    /// per sync).
     fn snapshot<P: Platform>(
         &self,
         platform: &P,
@@ -237,30 +254,17 @@ impl Connector {
                 return Ok(Rc::new(Snapshot::new(AuthorizationDetails::default())));
             }
         }
-        let cache_key = format!("{CACHE_KEY_DETAILS}:{}", account.unwrap_or("base"));
-        let cached = platform
-            .cache_get(&cache_key)
-            .and_then(|bytes| serde_json::from_slice::<AuthorizationDetails>(&bytes).ok());
-        let details = match cached {
-            Some(d) => d,
-            None => {
-                let client = match account {
-                    Some(a) => self
-                        .client(platform)
-                        .with_scope(CredentialScope::Account(a.into())),
-                    None => self.client(platform),
-                };
-                let d = AuthorizationDetails::fetch(&client).inspect_err(|_| {
-                    if let Some(a) = account {
-                        self.unreadable_accounts.borrow_mut().insert(a.to_string());
-                    }
-                })?;
-                let bytes =
-                    serde_json::to_vec(&d).map_err(|e| ConnectorError::Fatal(e.to_string()))?;
-                platform.cache_set(&cache_key, &bytes);
-                d
-            }
+        let client = match account {
+            Some(a) => self
+                .client(platform)
+                .with_scope(CredentialScope::Account(a.into())),
+            None => self.client(platform),
         };
+        let details = AuthorizationDetails::fetch(&client).inspect_err(|_| {
+            if let Some(a) = account {
+                self.unreadable_accounts.borrow_mut().insert(a.to_string());
+            }
+        })?;
         let snapshot = Rc::new(Snapshot::new(details));
         self.snapshots.borrow_mut().insert(key, snapshot.clone());
         Ok(snapshot)
@@ -332,61 +336,61 @@ impl Connector {
             Some(_) => return Ok(Page::last(vec![])),
             None => None,
         };
-        let all: Vec<Resource> = match resource_type {
+        // Only the requested page is mapped: a listing of 20,000 users asked for 40 times
+        // must not build 20,000 resources each time.
+        match resource_type {
             IAM_USER | GROUP | ROLE => {
                 let snapshot = self.snapshot(platform, member)?;
                 let details = &snapshot.details;
-                let mut all: Vec<Resource> = match resource_type {
-                    IAM_USER => details.users.iter().map(mapping::user_resource).collect(),
-                    GROUP => details.groups.iter().map(mapping::group_resource).collect(),
-                    _ => details.roles.iter().map(mapping::role_resource).collect(),
-                };
-                for r in &mut all {
+                let under = |mut r: Resource| {
                     r.parent = parent.cloned();
+                    r
+                };
+                match resource_type {
+                    IAM_USER => paged(&details.users, page_token, |u| {
+                        under(mapping::user_resource(u))
+                    }),
+                    GROUP => paged(&details.groups, page_token, |g| {
+                        under(mapping::group_resource(g))
+                    }),
+                    _ => paged(&details.roles, page_token, |r| {
+                        under(mapping::role_resource(r))
+                    }),
                 }
-                all
             }
             ACCOUNT_IAM if self.types_include(ACCOUNT_IAM) => {
                 if page_token.is_some() {
                     return Ok(Page::last(vec![]));
                 }
-                return self.account_iam_page(platform);
+                self.account_iam_page(platform)
             }
             SSO_USER if self.config.sso_enabled => {
                 let store = self.instance(platform)?.identity_store_id;
                 let region = &self.config.sso_region;
                 let scim = self.scim_status(platform)?;
-                self.sso_users(platform)?
-                    .iter()
-                    .map(|u| {
-                        let active = scim
-                            .as_ref()
-                            .and_then(|s| s.active(&u.user_id, &u.user_name));
-                        sso_mapping::user_resource(region, &store, u, active)
-                    })
-                    .collect()
+                paged(&self.sso_users(platform)?, page_token, |u| {
+                    let active = scim
+                        .as_ref()
+                        .and_then(|s| s.active(&u.user_id, &u.user_name));
+                    sso_mapping::user_resource(region, &store, u, active)
+                })
             }
             SSO_GROUP if self.config.sso_enabled => {
                 let store = self.instance(platform)?.identity_store_id;
                 let region = &self.config.sso_region;
-                self.sso_groups(platform)?
-                    .iter()
-                    .map(|g| sso_mapping::group_resource(region, &store, g))
-                    .collect()
+                paged(&self.sso_groups(platform)?, page_token, |g| {
+                    sso_mapping::group_resource(region, &store, g)
+                })
             }
-            ACCOUNT if self.config.orgs_enabled && self.config.sso_enabled => self
-                .accounts(platform)?
-                .iter()
-                .filter(|a| a.active)
-                .map(sso_mapping::account_resource)
-                .collect(),
-            other => {
-                return Err(ConnectorError::NotFound(format!(
-                    "resource type {other:?} is not synced by this configuration"
-                )))
+            ACCOUNT if self.config.orgs_enabled && self.config.sso_enabled => {
+                let accounts = self.accounts(platform)?;
+                let active: Vec<&Account> = accounts.iter().filter(|a| a.active).collect();
+                paged(&active, page_token, |a| sso_mapping::account_resource(a))
             }
-        };
-        paged(all, page_token)
+            other => Err(ConnectorError::NotFound(format!(
+                "resource type {other:?} is not synced by this configuration"
+            ))),
+        }
     }
 
     pub fn list_entitlements<P: Platform>(
@@ -407,7 +411,7 @@ impl Connector {
                 .collect(),
             _ => vec![],
         };
-        paged(items, page_token)
+        paged(&items, page_token, Clone::clone)
     }
 
     pub fn list_grants<P: Platform>(
@@ -418,8 +422,16 @@ impl Connector {
     ) -> Result<Page<Grant>, ConnectorError> {
         match resource.id.resource_type.as_str() {
             SSO_GROUP | ACCOUNT => {
-                let grants = self.sso_grants(platform, &resource.id)?;
-                return paged(grants.as_ref().clone(), page_token);
+                return match self.sso_grants(platform, &resource.id)? {
+                    Held::Grants(grants) => paged(&grants, page_token, Clone::clone),
+                    Held::Members(members) => {
+                        let store = self.instance(platform)?.identity_store_id;
+                        let region = &self.config.sso_region;
+                        paged(&members, page_token, |m| {
+                            sso_mapping::membership_grant(region, &store, &resource.id, m)
+                        })
+                    }
+                };
             }
             IAM_USER | GROUP | ROLE => {}
             _ => return Ok(Page::last(vec![])),
@@ -430,8 +442,17 @@ impl Connector {
             .filter(|p| p.resource_type == ACCOUNT_IAM)
             .map(|p| p.resource.as_str());
         let snapshot = self.snapshot(platform, member)?;
-        match snapshot.grants.get(&resource.id) {
-            Some(Ok(grants)) => paged(grants.clone(), page_token),
+        if resource.id.resource_type == GROUP {
+            let users = &snapshot.details.users;
+            return match snapshot.members.get(&resource.id.resource) {
+                Some(members) => paged(members, page_token, |&i| {
+                    mapping::membership_grant(&resource.id, &users[i])
+                }),
+                None => Ok(Page::last(vec![])),
+            };
+        }
+        match snapshot.role_grants.get(&resource.id) {
+            Some(Ok(grants)) => paged(grants, page_token, Clone::clone),
             // One unreadable trust policy must not sink the sync: warn and move on.
             Some(Err(why)) => Ok(Page {
                 items: vec![],
@@ -617,7 +638,7 @@ impl Connector {
         &self,
         platform: &P,
         id: &ResourceId,
-    ) -> Result<Rc<Vec<Grant>>, ConnectorError> {
+    ) -> Result<Held, ConnectorError> {
         let cached = self.sso.borrow().grants.get(id).cloned();
         match cached {
             Some(Ok(grants)) => return Ok(grants),
@@ -638,7 +659,7 @@ impl Connector {
         }
         let known = self.sso.borrow().grants.get(id).cloned();
         // A resource that appeared after the first read has nothing recorded yet.
-        known.unwrap_or_else(|| Ok(Rc::new(Vec::new())))
+        known.unwrap_or_else(|| Ok(Held::Grants(Rc::new(Vec::new()))))
     }
 
     fn read_all_memberships<P: Platform>(&self, platform: &P) -> Result<(), ConnectorError> {
@@ -663,12 +684,10 @@ impl Connector {
         let mut state = self.sso.borrow_mut();
         for (g, result) in groups.iter().zip(results) {
             let id = id_of(g);
-            let grants = result
-                .map(|members| {
-                    Rc::new(sso_mapping::membership_grants(region, store, &id, &members))
-                })
+            let held = result
+                .map(|members| Held::Members(Rc::new(members)))
                 .map_err(ConnectorError::from);
-            state.grants.insert(id, grants);
+            state.grants.insert(id, held);
         }
         Ok(())
     }
@@ -726,9 +745,10 @@ impl Connector {
         }
         let mut state = self.sso.borrow_mut();
         for (account, grants) in outcome {
-            state
-                .grants
-                .insert(ResourceId::new(ACCOUNT, account), grants.map(Rc::new));
+            state.grants.insert(
+                ResourceId::new(ACCOUNT, account),
+                grants.map(|g| Held::Grants(Rc::new(g))),
+            );
         }
         Ok(())
     }
@@ -741,8 +761,12 @@ fn not_provisionable(entitlement: &str) -> ConnectorError {
     ))
 }
 
-/// Slices a full list into pages; the token is the offset of the next item.
-fn paged<T>(mut all: Vec<T>, page_token: Option<&str>) -> Result<Page<T>, ConnectorError> {
+/// One page of a full list, each item mapped; the token is the offset of the next item.
+fn paged<S, T>(
+    all: &[S],
+    page_token: Option<&str>,
+    map: impl FnMut(&S) -> T,
+) -> Result<Page<T>, ConnectorError> {
     let start = match page_token {
         None | Some("") => 0,
         Some(t) => t
@@ -756,10 +780,8 @@ fn paged<T>(mut all: Vec<T>, page_token: Option<&str>) -> Result<Page<T>, Connec
     }
     let end = (start + PAGE_ITEMS).min(all.len());
     let next = (end < all.len()).then(|| end.to_string());
-    all.truncate(end);
-    let items = all.split_off(start);
     Ok(Page {
-        items,
+        items: all[start..end].iter().map(map).collect(),
         next_page_token: next,
         warnings: vec![],
     })
@@ -772,19 +794,24 @@ mod tests {
     #[test]
     fn pages_slice_and_end() {
         let all: Vec<usize> = (0..1_100).collect();
-        let p1 = paged(all.clone(), None).unwrap();
+        let p1 = paged(&all, None, |x| *x).unwrap();
         assert_eq!(
             (p1.items.len(), p1.next_page_token.as_deref()),
             (500, Some("500"))
         );
-        let p3 = paged(all.clone(), Some("1000")).unwrap();
+        let p3 = paged(&all, Some("1000"), |x| *x).unwrap();
         assert_eq!(
             (p3.items[0], p3.items.len(), p3.next_page_token),
             (1000, 100, None)
         );
-        assert!(paged(all.clone(), Some("x")).is_err());
-        assert!(paged(all, Some("5000")).is_err());
-        assert_eq!(paged(Vec::<u8>::new(), None).unwrap().next_page_token, None);
+        assert!(paged(&all, Some("x"), |x| *x).is_err());
+        assert!(paged(&all, Some("5000"), |x| *x).is_err());
+        assert_eq!(
+            paged(&Vec::<u8>::new(), None, |x| *x)
+                .unwrap()
+                .next_page_token,
+            None
+        );
     }
 
     #[test]

@@ -12,11 +12,29 @@ use prost::Message;
 use rusqlite::{params, Connection};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-type Principal = (String, String);
+/// Entitlements and principals as small numbers: expansion at organisation scale holds
+/// hundreds of thousands of holdings, and strings in each would not fit the memory budget.
+#[derive(Default)]
+struct Interner<K> {
+    ids: HashMap<K, u32>,
+    names: Vec<K>,
+}
+
+impl<K: Clone + Eq + std::hash::Hash> Interner<K> {
+    fn id(&mut self, key: &K) -> u32 {
+        if let Some(&id) = self.ids.get(key) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(key.clone());
+        self.ids.insert(key.clone(), id);
+        id
+    }
+}
 
 struct Edge {
-    source: String,
-    destination: String,
+    source: u32,
+    destination: u32,
     shallow: bool,
     types: Vec<String>,
 }
@@ -25,14 +43,28 @@ struct Edge {
 #[derive(Clone, Default)]
 struct Holding {
     direct: bool,
-    sources: BTreeMap<String, bool>,
-    /// The stored grant, if the connector emitted one.
-    row: Option<(String, Grant)>,
+    /// The connector emitted a grant for it (updated in place, not created).
+    stored: bool,
+    sources: Vec<(u32, bool)>,
 }
 
 impl Holding {
-    fn holds_directly(&self, entitlement: &str) -> bool {
-        self.direct || self.sources.get(entitlement).copied().unwrap_or(false)
+    fn source(&self, entitlement: u32) -> Option<bool> {
+        self.sources
+            .iter()
+            .find(|(e, _)| *e == entitlement)
+            .map(|(_, d)| *d)
+    }
+
+    fn set_source(&mut self, entitlement: u32, direct: bool) {
+        match self.sources.iter_mut().find(|(e, _)| *e == entitlement) {
+            Some(s) => s.1 = direct,
+            None => self.sources.push((entitlement, direct)),
+        }
+    }
+
+    fn holds_directly(&self, entitlement: u32) -> bool {
+        self.direct || self.source(entitlement).unwrap_or(false)
     }
 }
 
@@ -43,11 +75,19 @@ pub struct Outcome {
     pub warnings: Vec<String>,
 }
 
+/// Grants created by expansion are written this many at a time.
+const WRITE_BATCH: usize = 1_000;
+
 /// Expands the sync's grant edges. Runs in the caller's transaction, so that a killed
 /// host never leaves a half-expanded sync.
+///
+/// Entitlements that are the source of some edge keep their holders in memory until the
+/// fixpoint is reached; one that is only ever a destination (an account's permission set,
+/// typically, with most of the holders) is then filled, written and dropped on its own.
 pub fn expand(conn: &Connection, sync_id: &str) -> Result<Outcome> {
     let mut warnings = Vec::new();
-    let edges = load_edges(conn, sync_id, &mut warnings)?;
+    let mut nodes: Interner<String> = Interner::default();
+    let edges = load_edges(conn, sync_id, &mut nodes, &mut warnings)?;
     if edges.is_empty() {
         return Ok(Outcome {
             edges: 0,
@@ -56,101 +96,158 @@ pub fn expand(conn: &Connection, sync_id: &str) -> Result<Outcome> {
             warnings,
         });
     }
-    let nodes: BTreeSet<&str> = edges
-        .iter()
-        .flat_map(|e| [e.source.as_str(), e.destination.as_str()])
-        .collect();
-    let mut holders: HashMap<String, BTreeMap<Principal, Holding>> = HashMap::new();
-    {
-        let mut stmt = conn.prepare_cached(
-            "select external_id, principal_resource_type_id, principal_resource_id, data from v1_grants
-             where sync_id = ?1 and entitlement_id = ?2",
-        )?;
-        for node in &nodes {
-            let map = holders.entry(node.to_string()).or_default();
-            let rows = stmt.query_map(params![sync_id, node], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Vec<u8>>(3)?,
-                ))
-            })?;
-            for row in rows {
-                let (id, ptype, pid, data) = row?;
-                let grant = Grant::decode(data.as_slice())?;
-                let sources: BTreeMap<String, bool> = grant
-                    .sources
-                    .as_ref()
-                    .map(|s| {
-                        s.sources
-                            .iter()
-                            .map(|(k, v)| (k.clone(), v.is_direct))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                map.insert(
-                    (ptype, pid),
-                    Holding {
-                        direct: sources.is_empty(),
-                        sources,
-                        row: Some((id, grant)),
-                    },
-                );
-            }
-        }
+    let mut principals: Interner<(String, String)> = Interner::default();
+    let sources: BTreeSet<u32> = edges.iter().map(|e| e.source).collect();
+    let mut held: HashMap<u32, HashMap<u32, Holding>> = HashMap::new();
+    for &node in &sources {
+        let map = stored_holders(conn, sync_id, node, &mut nodes, &mut principals)?;
+        held.insert(node, map);
     }
-    let mut changed_keys: BTreeSet<(String, Principal)> = BTreeSet::new();
+    let (inner, outer): (Vec<&Edge>, Vec<&Edge>) =
+        edges.iter().partition(|e| sources.contains(&e.destination));
+
+    let mut changed: BTreeSet<(u32, u32)> = BTreeSet::new();
     loop {
-        let mut changed = false;
-        for edge in &edges {
-            let from: Vec<(Principal, bool)> = holders
-                .get(&edge.source)
-                .map(|m| {
-                    m.iter()
-                        .map(|(p, h)| (p.clone(), h.holds_directly(&edge.source)))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let dest = holders.entry(edge.destination.clone()).or_default();
-            for (principal, source_direct) in from {
-                if edge.shallow && !source_direct {
-                    continue;
-                }
-                if !edge.types.is_empty() && !edge.types.contains(&principal.0) {
-                    continue;
-                }
-                let h = dest.entry(principal.clone()).or_default();
-                let before = h.sources.get(&edge.source).copied();
-                if before == Some(true) || before == Some(source_direct) {
-                    continue;
-                }
-                if h.direct && h.sources.is_empty() {
-                    // A direct grant that gains an inherited source records itself as one.
-                    h.sources.insert(edge.destination.clone(), true);
-                }
-                h.sources.insert(
-                    edge.source.clone(),
-                    source_direct || before.unwrap_or(false),
-                );
-                changed_keys.insert((edge.destination.clone(), principal));
-                changed = true;
+        let mut any = false;
+        for edge in &inner {
+            let from = passed_on(&held[&edge.source], edge);
+            let dest = held.get_mut(&edge.destination).expect("sources are loaded");
+            for principal in apply(edge, &from, dest, &principals.names) {
+                changed.insert((edge.destination, principal));
+                any = true;
             }
         }
-        if !changed {
+        if !any {
             break;
         }
     }
-    let (created, updated) = write(conn, sync_id, &holders, &changed_keys, &mut warnings)?;
+    let mut out = Output::new(conn, sync_id);
+    for &(destination, principal) in &changed {
+        let h = &held[&destination][&principal];
+        out.put(&nodes, &principals, (destination, principal), h)?;
+    }
+
+    let mut by_destination: BTreeMap<u32, Vec<&Edge>> = BTreeMap::new();
+    for edge in outer {
+        by_destination
+            .entry(edge.destination)
+            .or_default()
+            .push(edge);
+    }
+    for (destination, edges) in by_destination {
+        let mut dest = stored_holders(conn, sync_id, destination, &mut nodes, &mut principals)?;
+        let mut changed: BTreeSet<u32> = BTreeSet::new();
+        for edge in edges {
+            let from = passed_on(&held[&edge.source], edge);
+            changed.extend(apply(edge, &from, &mut dest, &principals.names));
+        }
+        for principal in changed {
+            out.put(
+                &nodes,
+                &principals,
+                (destination, principal),
+                &dest[&principal],
+            )?;
+        }
+    }
+    out.flush()?;
+    warnings.append(&mut out.warnings);
     Ok(Outcome {
         edges: edges.len(),
-        created,
-        updated,
+        created: out.created,
+        updated: out.updated,
         warnings,
     })
 }
 
-fn load_edges(conn: &Connection, sync_id: &str, warnings: &mut Vec<String>) -> Result<Vec<Edge>> {
+/// The holders of one entitlement as the connector stored them.
+fn stored_holders(
+    conn: &Connection,
+    sync_id: &str,
+    node: u32,
+    nodes: &mut Interner<String>,
+    principals: &mut Interner<(String, String)>,
+) -> Result<HashMap<u32, Holding>> {
+    let mut stmt = conn.prepare_cached(
+        "select principal_resource_type_id, principal_resource_id, data from v1_grants
+         where sync_id = ?1 and entitlement_id = ?2",
+    )?;
+    let name = nodes.names[node as usize].clone();
+    let rows = stmt.query_map(params![sync_id, name], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Vec<u8>>(2)?,
+        ))
+    })?;
+    let mut map = HashMap::new();
+    for row in rows {
+        let (ptype, pid, data) = row?;
+        let sources: Vec<(u32, bool)> = Grant::decode(data.as_slice())?
+            .sources
+            .map(|s| {
+                s.sources
+                    .into_iter()
+                    .map(|(k, v)| (nodes.id(&k), v.is_direct))
+                    .collect()
+            })
+            .unwrap_or_default();
+        map.insert(
+            principals.id(&(ptype, pid)),
+            Holding {
+                direct: sources.is_empty(),
+                stored: true,
+                sources,
+            },
+        );
+    }
+    Ok(map)
+}
+
+/// The principals an edge passes on from its source, and whether each holds it directly.
+fn passed_on(source: &HashMap<u32, Holding>, edge: &Edge) -> Vec<(u32, bool)> {
+    source
+        .iter()
+        .map(|(p, h)| (*p, h.holds_directly(edge.source)))
+        .collect()
+}
+
+/// Applies one edge to its destination's holders; returns the principals it changed.
+fn apply(
+    edge: &Edge,
+    from: &[(u32, bool)],
+    dest: &mut HashMap<u32, Holding>,
+    principals: &[(String, String)],
+) -> Vec<u32> {
+    let mut changed = Vec::new();
+    for &(principal, source_direct) in from {
+        if edge.shallow && !source_direct {
+            continue;
+        }
+        if !edge.types.is_empty() && !edge.types.contains(&principals[principal as usize].0) {
+            continue;
+        }
+        let h = dest.entry(principal).or_default();
+        let before = h.source(edge.source);
+        if before == Some(true) || before == Some(source_direct) {
+            continue;
+        }
+        if h.direct && h.sources.is_empty() {
+            // A direct grant that gains an inherited source records itself as one.
+            h.sources.push((edge.destination, true));
+        }
+        h.set_source(edge.source, source_direct || before.unwrap_or(false));
+        changed.push(principal);
+    }
+    changed
+}
+
+fn load_edges(
+    conn: &Connection,
+    sync_id: &str,
+    nodes: &mut Interner<String>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Edge>> {
     let mut stmt = conn.prepare(
         "select external_id, entitlement_id, principal_resource_type_id, principal_resource_id, expansion
          from v1_grants where sync_id = ?1 and expansion is not null order by id",
@@ -178,8 +275,8 @@ fn load_edges(conn: &Connection, sync_id: &str, warnings: &mut Vec<String>) -> R
                 continue;
             }
             edges.push(Edge {
-                source,
-                destination: destination.clone(),
+                source: nodes.id(&source),
+                destination: nodes.id(&destination),
                 shallow: x.shallow,
                 types: x.resource_type_ids.clone(),
             });
@@ -188,84 +285,112 @@ fn load_edges(conn: &Connection, sync_id: &str, warnings: &mut Vec<String>) -> R
     Ok(edges)
 }
 
-fn write(
-    conn: &Connection,
-    sync_id: &str,
-    holders: &HashMap<String, BTreeMap<Principal, Holding>>,
-    changed: &BTreeSet<(String, Principal)>,
-    warnings: &mut Vec<String>,
-) -> Result<(usize, usize)> {
-    let mut entitlements: HashMap<String, Option<Entitlement>> = HashMap::new();
-    let mut out: Vec<(Grant, Option<GrantExpandable>)> = Vec::new();
-    let mut expansions: HashMap<String, Vec<u8>> = HashMap::new();
-    let (mut created, mut updated) = (0, 0);
-    for (destination, principal) in changed {
-        let h = &holders[destination][principal];
+/// Writes what expansion changed: stored grants get their sources in place (their
+/// expansion edge untouched); new grants are created a batch at a time.
+struct Output<'a> {
+    conn: &'a Connection,
+    sync_id: &'a str,
+    batch: Vec<(Grant, Option<GrantExpandable>)>,
+    entitlements: HashMap<u32, Option<Entitlement>>,
+    created: usize,
+    updated: usize,
+    warnings: Vec<String>,
+}
+
+impl<'a> Output<'a> {
+    fn new(conn: &'a Connection, sync_id: &'a str) -> Output<'a> {
+        Output {
+            conn,
+            sync_id,
+            batch: Vec::with_capacity(WRITE_BATCH),
+            entitlements: HashMap::new(),
+            created: 0,
+            updated: 0,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The holding `h` of `principal` on `destination`, as changed by expansion.
+    fn put(
+        &mut self,
+        nodes: &Interner<String>,
+        principals: &Interner<(String, String)>,
+        (destination, principal): (u32, u32),
+        h: &Holding,
+    ) -> Result<()> {
+        let (conn, sync_id) = (self.conn, self.sync_id);
         let sources = GrantSources {
             sources: h
                 .sources
                 .iter()
-                .map(|(k, &d)| (k.clone(), GrantSource { is_direct: d }))
+                .map(|&(e, d)| {
+                    (
+                        nodes.names[e as usize].clone(),
+                        GrantSource { is_direct: d },
+                    )
+                })
                 .collect(),
         };
-        match &h.row {
-            Some((id, grant)) => {
-                let mut g = grant.clone();
-                g.sources = Some(sources);
-                // Keep the row's expansion edge as the connector wrote it.
-                let blob: Option<Vec<u8>> = conn.query_row(
-                    "select expansion from v1_grants where sync_id = ?1 and external_id = ?2",
-                    params![sync_id, id],
-                    |r| r.get(0),
-                )?;
-                if let Some(b) = blob {
-                    expansions.insert(id.clone(), b);
-                }
-                out.push((g, None));
-                updated += 1;
+        let dest_name = &nodes.names[destination as usize];
+        let (ptype, pid) = &principals.names[principal as usize];
+        if h.stored {
+            let mut stored = conn.prepare_cached(
+                "select id, data from v1_grants where entitlement_id = ?1 and principal_resource_type_id = ?2
+                   and principal_resource_id = ?3 and sync_id = ?4",
+            )?;
+            let rows: Vec<(i64, Vec<u8>)> = stored
+                .query_map(params![dest_name, ptype, pid, sync_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            let mut update = conn.prepare_cached("update v1_grants set data = ?1 where id = ?2")?;
+            for (row, data) in rows {
+                let mut g = Grant::decode(data.as_slice())?;
+                g.sources = Some(sources.clone());
+                update.execute(params![g.encode_to_vec(), row])?;
             }
-            None => {
-                let ent = entitlements
-                    .entry(destination.clone())
-                    .or_insert_with(|| load_entitlement(conn, sync_id, destination).ok().flatten());
-                let Some(ent) = ent.clone() else {
-                    warnings.push(format!(
-                        "expansion target {destination} is not a synced entitlement; skipped"
-                    ));
-                    continue;
-                };
-                out.push((
-                    Grant {
-                        entitlement: Some(ent),
-                        principal: Some(Resource {
-                            id: Some(ResourceId {
-                                resource_type: principal.0.clone(),
-                                resource: principal.1.clone(),
-                                baton_resource: false,
-                            }),
-                            ..Default::default()
-                        }),
-                        id: format!("{destination}:{}:{}", principal.0, principal.1),
-                        annotations: vec![proto::any("GrantImmutable", &Empty {})],
-                        sources: Some(sources),
-                    },
-                    None,
-                ));
-                created += 1;
-            }
+            self.updated += 1;
+            return Ok(());
         }
+        let ent = self
+            .entitlements
+            .entry(destination)
+            .or_insert_with(|| load_entitlement(conn, sync_id, dest_name).ok().flatten());
+        let Some(ent) = ent.clone() else {
+            self.warnings.push(format!(
+                "expansion target {dest_name} is not a synced entitlement; skipped"
+            ));
+            return Ok(());
+        };
+        self.batch.push((
+            Grant {
+                entitlement: Some(ent),
+                principal: Some(Resource {
+                    id: Some(ResourceId {
+                        resource_type: ptype.clone(),
+                        resource: pid.clone(),
+                        baton_resource: false,
+                    }),
+                    ..Default::default()
+                }),
+                id: format!("{dest_name}:{ptype}:{pid}"),
+                annotations: vec![proto::any("GrantImmutable", &Empty {})],
+                sources: Some(sources),
+            },
+            None,
+        ));
+        self.created += 1;
+        if self.batch.len() >= WRITE_BATCH {
+            self.flush()?;
+        }
+        Ok(())
     }
-    for chunk in out.chunks(10_000) {
-        put_grants_in(conn, sync_id, chunk)?;
+
+    fn flush(&mut self) -> Result<()> {
+        put_grants_in(self.conn, self.sync_id, &self.batch)?;
+        self.batch.clear();
+        Ok(())
     }
-    // Updated rows keep their expansion columns (the upsert above cleared them).
-    for (id, blob) in expansions {
-        conn.execute(
-            "update v1_grants set expansion = ?1, needs_expansion = 0 where sync_id = ?2 and external_id = ?3",
-            params![blob, sync_id, id],
-        )?;
-    }
-    Ok((created, updated))
 }
 
 fn load_entitlement(conn: &Connection, sync_id: &str, id: &str) -> Result<Option<Entitlement>> {
@@ -285,6 +410,7 @@ fn load_entitlement(conn: &Connection, sync_id: &str, id: &str) -> Result<Option
 mod tests {
     use super::*;
     use crate::store::writer::Writer;
+    use std::collections::BTreeMap;
 
     fn rid(t: &str, id: &str) -> ResourceId {
         ResourceId {

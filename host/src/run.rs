@@ -141,6 +141,7 @@ fn print_summary(
     let calls = &session.calls();
     let loaded = &session.loaded;
     let instantiate_ms = session.instantiate_time.as_secs_f64() * 1000.0;
+    let guest_mib = session.inst.memory_peak() as f64 / (1 << 20) as f64;
     let total_calls: u64 = calls.values().sum();
     match format {
         Format::Json => {
@@ -164,6 +165,7 @@ fn print_summary(
                 "component_from_cache": loaded.from_cache,
                 "component_load_ms": loaded.load_time.as_secs_f64() * 1000.0,
                 "component_instantiate_ms": instantiate_ms,
+                "guest_memory_peak_mib": guest_mib,
             });
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
@@ -206,7 +208,7 @@ fn print_summary(
                 println!("  denied        {}", denied.join(", "));
             }
             println!(
-                "  component     {} ({} in {:.1} ms, instantiated in {:.1} ms)",
+                "  component     {} ({} in {:.1} ms, instantiated in {:.1} ms, {guest_mib:.1} MiB of memory at most)",
                 &loaded.sha256[..12],
                 if loaded.from_cache {
                     "loaded from the compiled cache"

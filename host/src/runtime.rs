@@ -57,6 +57,8 @@ pub struct Services {
 struct MemoryCap {
     limit: usize,
     hit: bool,
+    /// The largest the guest's memory has been, in bytes.
+    peak: usize,
 }
 
 impl ResourceLimiter for MemoryCap {
@@ -70,6 +72,7 @@ impl ResourceLimiter for MemoryCap {
             self.hit = true;
             return Ok(false);
         }
+        self.peak = self.peak.max(desired);
         Ok(true)
     }
 
@@ -288,6 +291,7 @@ impl Runtime {
             memory: MemoryCap {
                 limit: limits.memory_bytes,
                 hit: false,
+                peak: 0,
             },
             services,
         };
@@ -488,6 +492,11 @@ impl Instance {
             Some(t) => format!("{what} trapped: {t}"),
             None => format!("{what} failed: {trap:#}"),
         }
+    }
+
+    /// The most memory the guest has had, in bytes (WebAssembly memory never shrinks).
+    pub fn memory_peak(&self) -> usize {
+        self.store.data().memory.peak
     }
 
     /// Whether a trap or a limit has discarded this instance.

@@ -147,6 +147,8 @@ const MAX_RESUME_AGE: Duration = Duration::from_secs(2 * 3600);
 /// Resources read back from the store at a time for their entitlements and grants.
 const RESOURCES_PER_READ: usize = 256;
 const CHECKPOINT_VERSION: u32 = 1;
+/// Progress over pages without items is saved at most this often.
+const SAVE_EMPTY_EVERY: Duration = Duration::from_secs(1);
 
 /// One listing of resources: a type, under a parent or at the top level.
 type Listing = (String, Option<(String, String)>);
@@ -501,6 +503,7 @@ async fn per_resource(
     ctx: &Context<'_>,
 ) -> Result<()> {
     let entitlements_phase = saved.phase == Phase::Entitlements;
+    let mut last_save = Instant::now();
     let what = if entitlements_phase {
         "entitlements"
     } else {
@@ -578,7 +581,9 @@ async fn per_resource(
                             check_size("entitlement", &e.id, e.encoded_len())?;
                         }
                         saved.entitlements += batch.len() as u64;
-                        writer.put_entitlements(&batch, &saved.json())?;
+                        if due(&batch, &mut last_save) {
+                            writer.put_entitlements(&batch, &saved.json())?;
+                        }
                     }
                     Items::Grants(items) => {
                         let mut batch = Vec::with_capacity(items.len());
@@ -592,7 +597,9 @@ async fn per_resource(
                             batch.push(encoded);
                         }
                         saved.grants += batch.len() as u64;
-                        writer.put_grants(&batch, &saved.json())?;
+                        if due(&batch, &mut last_save) {
+                            writer.put_grants(&batch, &saved.json())?;
+                        }
                     }
                 }
                 saved.row = None;
@@ -606,6 +613,17 @@ async fn per_resource(
             saved.after = row;
         }
     }
+}
+
+/// Whether a page is worth a commit: it has items, or the progress saved last is a
+/// second old. (Most resources have no grants: a commit for each empty page would cost
+/// more than the listing.)
+fn due<T>(batch: &[T], last_save: &mut Instant) -> bool {
+    if batch.is_empty() && last_save.elapsed() < SAVE_EMPTY_EVERY {
+        return false;
+    }
+    *last_save = Instant::now();
+    true
 }
 
 enum Items {

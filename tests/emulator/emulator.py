@@ -146,21 +146,97 @@ def seed_iam(iam, out):
     out["external_id"] = EXTERNAL_ID
 
 
-def seed_scale(iam, out, users, groups, roles):
-    """A bulk estate for measuring calls: users spread over groups, roles trusting users."""
-    for i in range(users):
-        iam.create_user(UserName=f"user{i:05d}", Path=f"/dept{i % 7}/")
-    for g in range(groups):
-        iam.create_group(GroupName=f"group{g:04d}")
-    for i in range(users):
-        iam.add_user_to_group(GroupName=f"group{i % groups:04d}", UserName=f"user{i:05d}")
-    for r in range(roles):
-        principals = [arn("user", f"user{j:05d}", f"/dept{j % 7}/") for j in range(r % users, min(users, r % users + 3))]
-        iam.create_role(RoleName=f"role{r:04d}", AssumeRolePolicyDocument=trust(allow(principals)))
-    reader = create_reader(iam)
-    key = iam.create_access_key(UserName="baton-reader")["AccessKey"]
-    out["reader"] = {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]}
-    out["users"]["baton-reader"] = reader["Arn"]
+def seed_scale(endpoint, iam, out, scale):
+    """The benchmark's organisation, seeded in-process through moto's backends (HTTP seeding
+    of the full estate takes about five minutes). At scale 1.0: 5,000 IAM users in 500 groups
+    (four groups each: 20,000 memberships), 2,000 roles (each trusting three users; every
+    tenth also trusting the role before it, so that grants expand), an Organization of 50
+    accounts, 30 permission sets, 20,000 Identity Store users in 500 groups (two groups each:
+    40,000 memberships) and 5,000 account assignments over 500 (account, permission set)
+    pairs, half to groups and half to users. Every count scales with `scale`."""
+    from moto.iam.models import iam_backends
+    from moto.identitystore.models import identitystore_backends
+    from moto.ssoadmin.models import ssoadmin_backends
+
+    def n(full):
+        return max(1, round(full * scale))
+
+    counts = {
+        "iam_users": n(5000), "iam_groups": n(500), "roles": n(2000), "accounts": n(50),
+        "permission_sets": n(30), "sso_users": n(20000), "sso_groups": n(500), "assignments": n(5000),
+    }
+    out["estate"] = counts
+    ib = iam_backends[ACCOUNT]["aws"]
+    for i in range(counts["iam_users"]):
+        ib.create_user("us-east-1", f"user{i:05d}", f"/dept{i % 7}/")
+    for g in range(counts["iam_groups"]):
+        ib.create_group(f"group{g:04d}", "/")
+    for i in range(counts["iam_users"]):
+        for k in range(4):
+            ib.add_user_to_group(f"group{(i + k * 131) % counts['iam_groups']:04d}", f"user{i:05d}")
+    users = counts["iam_users"]
+    for r in range(counts["roles"]):
+        principals = [arn("user", f"user{j % users:05d}", f"/dept{j % users % 7}/") for j in range(r, r + 3)]
+        if r % 10 == 9:
+            principals.append(arn("role", f"role{r - 1:04d}"))
+        ib.create_role(f"role{r:04d}", trust(allow(principals)), "/", None, "", [], None)
+    out["iam_memberships"] = 4 * users
+
+    def client(name):
+        return boto3.client(
+            name, endpoint_url=endpoint, region_name=SSO_REGION, aws_access_key_id="seed", aws_secret_access_key="seed"
+        )
+
+    orgs, sso = client("organizations"), client("sso-admin")
+    orgs.create_organization(FeatureSet="ALL")
+    accounts = [ACCOUNT]
+    for a in range(counts["accounts"] - 1):
+        accounts.append(orgs.create_account(AccountName=f"account{a:03d}", Email=f"a{a}@example.com")["CreateAccountStatus"]["AccountId"])
+    instance = sso.list_instances()["Instances"][0]
+    instance_arn, store = instance["InstanceArn"], instance["IdentityStoreId"]
+    sets = [
+        sso.create_permission_set(InstanceArn=instance_arn, Name=f"PermissionSet{p:02d}")["PermissionSet"]["PermissionSetArn"]
+        for p in range(counts["permission_sets"])
+    ]
+
+    isb = identitystore_backends[ACCOUNT][SSO_REGION]
+    sso_users = []
+    for i in range(counts["sso_users"]):
+        name = f"person{i:05d}@example.com"
+        uid, _ = isb.create_user(
+            store, name, {"GivenName": "Person", "FamilyName": f"{i:05d}"}, f"Person {i:05d}", None, None,
+            [{"Value": name, "Type": "work", "Primary": True}], None, None, None, None, None, None, None,
+        )
+        sso_users.append(uid)
+    sso_groups = [isb.create_group(store, f"Team {g:04d}", "")[0] for g in range(counts["sso_groups"])]
+    for i, uid in enumerate(sso_users):
+        for k in range(2):
+            isb.create_group_membership(store, sso_groups[(i + k * 97) % len(sso_groups)], {"UserId": uid})
+    out["sso_memberships"] = 2 * len(sso_users)
+
+    # Each account has a third of the permission sets assigned (none for the other pairs).
+    sb = ssoadmin_backends[ACCOUNT][SSO_REGION]
+    pairs = [(a, ps) for i, a in enumerate(accounts) for j, ps in enumerate(sets) if (i + j) % 3 == 0]
+    per_pair = max(1, round(counts["assignments"] / len(pairs)))
+    made = 0
+    for p, (account, ps) in enumerate(pairs):
+        for k in range(per_pair):
+            # Distinct principals within a pair (AWS keeps one assignment per principal).
+            if k % 2 == 0:
+                ptype, pid = "GROUP", sso_groups[(p * 7 + k // 2) % len(sso_groups)]
+            else:
+                ptype, pid = "USER", sso_users[(p * 13 + k // 2 * 101) % len(sso_users)]
+            sb.create_account_assignment(instance_arn, account, "AWS_ACCOUNT", ps, ptype, pid)
+            made += 1
+    out["assignment_pairs"] = len(pairs)
+    out["assignments"] = made
+
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ORG_READ_ACTIONS, "Resource": "*"}]})
+    reader = ib.create_user("us-east-1", "baton-reader", "/")
+    ib.put_user_policy("baton-reader", "read", policy)
+    key = ib.create_access_key("baton-reader")
+    out["reader"] = {"access_key_id": key.access_key_id, "secret_access_key": key.secret_access_key}
+    out["users"]["baton-reader"] = reader.arn
 
 
 def paginate_like_aws(max_page):
@@ -525,9 +601,7 @@ def start_control(endpoint, admin, out):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scenario", choices=["iam", "org", "scale"], default="iam")
-    ap.add_argument("--users", type=int, default=1000)
-    ap.add_argument("--groups", type=int, default=100)
-    ap.add_argument("--roles", type=int, default=300)
+    ap.add_argument("--scale", type=float, default=1.0, help="size of the scale scenario (1.0: the benchmark's full organisation)")
     ap.add_argument("--no-auth", action="store_true", help="leave request-signature checking off")
     ap.add_argument("--max-page", type=int, default=1000, help="IAM list pages hold at most this many items")
     args = ap.parse_args()
@@ -549,7 +623,7 @@ def main():
     elif args.scenario == "org":
         seed_org(endpoint, iam, out)
     else:
-        seed_scale(iam, out, args.users, args.groups, args.roles)
+        seed_scale(endpoint, iam, out, args.scale)
     # An administrator the control endpoint acts as once signatures are checked.
     out["users"]["emulator-admin"] = iam.create_user(UserName="emulator-admin")["User"]["Arn"]
     iam.put_user_policy(

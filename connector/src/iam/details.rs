@@ -10,12 +10,11 @@ use crate::aws::{AwsClient, AwsError, ErrorKind, Service};
 use crate::platform::Platform;
 use crate::xml::Element;
 use percent_encoding::percent_decode_str;
-use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
 pub const PAGE_SIZE: &str = "1000";
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct IamUser {
     pub arn: String,
     pub name: String,
@@ -28,7 +27,7 @@ pub struct IamUser {
     pub tags: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct IamGroup {
     pub arn: String,
     pub name: String,
@@ -37,7 +36,7 @@ pub struct IamGroup {
     pub create_date: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct IamRole {
     pub arn: String,
     pub name: String,
@@ -51,7 +50,7 @@ pub struct IamRole {
     pub tags: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AuthorizationDetails {
     pub users: Vec<IamUser>,
     pub groups: Vec<IamGroup>,

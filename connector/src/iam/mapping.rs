@@ -231,20 +231,37 @@ pub fn grant_id(entitlement_id: &str, principal: &ResourceId) -> String {
 }
 
 /// Grant, entitlement and principal indexes over one account's IAM entities.
+/// The grant of `group:<arn>:member` to one of its users.
+pub fn membership_grant(group: &ResourceId, u: &IamUser) -> Grant {
+    let entitlement_id = format!("{GROUP}:{}:member", group.resource);
+    let principal = ResourceId::new(IAM_USER, &u.arn);
+    Grant {
+        id: grant_id(&entitlement_id, &principal),
+        entitlement_id,
+        resource: group.clone(),
+        principal,
+        annotations: vec![Annotation::V1Identifier(format!(
+            "grant:membership:{}:{}",
+            group.resource, u.arn
+        ))],
+    }
+}
+
 pub struct IamIndex<'a> {
     details: &'a AuthorizationDetails,
-    users_by_group: HashMap<&'a str, Vec<&'a IamUser>>,
+    /// Members of each group by name, as indices into `details.users`.
+    users_by_group: HashMap<&'a str, Vec<usize>>,
     principals: HashMap<&'a str, (&'static str, &'a str, &'a str)>,
     roles: HashMap<&'a str, &'a IamRole>,
 }
 
 impl<'a> IamIndex<'a> {
     pub fn new(details: &'a AuthorizationDetails) -> Self {
-        let mut users_by_group: HashMap<&str, Vec<&IamUser>> = HashMap::new();
+        let mut users_by_group: HashMap<&str, Vec<usize>> = HashMap::new();
         let mut principals = HashMap::new();
-        for u in &details.users {
+        for (i, u) in details.users.iter().enumerate() {
             for g in &u.groups {
-                users_by_group.entry(g.as_str()).or_default().push(u);
+                users_by_group.entry(g.as_str()).or_default().push(i);
             }
             principals.insert(
                 u.arn.as_str(),
@@ -271,32 +288,26 @@ impl<'a> IamIndex<'a> {
         }
     }
 
-    pub fn group_grants(&self, group: &ResourceId) -> Vec<Grant> {
+    /// The members of a group, as indices into `details.users`, ordered by ARN.
+    pub fn group_members(&self, group: &ResourceId) -> Vec<usize> {
         let Some(g) = self.details.groups.iter().find(|g| g.arn == group.resource) else {
             return vec![];
         };
-        let entitlement_id = format!("{GROUP}:{}:member", g.arn);
-        let mut members: Vec<&IamUser> = self
+        let users = &self.details.users;
+        let mut members = self
             .users_by_group
             .get(g.name.as_str())
             .cloned()
             .unwrap_or_default();
-        members.sort_by(|a, b| a.arn.cmp(&b.arn));
+        members.sort_by(|a, b| users[*a].arn.cmp(&users[*b].arn));
         members
+    }
+
+    #[cfg(test)]
+    pub fn group_grants(&self, group: &ResourceId) -> Vec<Grant> {
+        self.group_members(group)
             .into_iter()
-            .map(|u| {
-                let principal = ResourceId::new(IAM_USER, &u.arn);
-                Grant {
-                    id: grant_id(&entitlement_id, &principal),
-                    entitlement_id: entitlement_id.clone(),
-                    resource: group.clone(),
-                    principal,
-                    annotations: vec![Annotation::V1Identifier(format!(
-                        "grant:membership:{}:{}",
-                        g.arn, u.arn
-                    ))],
-                }
-            })
+            .map(|i| membership_grant(group, &self.details.users[i]))
             .collect()
     }
 

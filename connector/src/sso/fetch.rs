@@ -112,18 +112,23 @@ fn list<P: Platform>(
     )
 }
 
-/// A list operation for several inputs at once: all first pages together, then the next
-/// pages of those that have more, together. Returns every page per input.
-fn list_batch<P: Platform>(
+/// Inputs sent per batch: enough to keep every request slot busy, few enough that the
+/// answers waiting to be read stay small (a page as JSON takes ten times its items).
+const BATCH_INPUTS: usize = 64;
+
+/// A list operation for several inputs at once: first pages together, then the next pages
+/// of those that have more, together. Each page is read into items by `read` as soon as
+/// it arrives. Returns every item per input.
+fn list_batch<P: Platform, T>(
     client: &AwsClient<P>,
     service: Service,
     action: &str,
     inputs: &[Value],
     page_size: u32,
-) -> Vec<Result<Vec<Value>, AwsError>> {
+    read: impl Fn(&Value) -> Vec<T>,
+) -> Vec<Result<Vec<T>, AwsError>> {
     let operation = format!("{}:{action}", service.action_prefix());
-    let mut out: Vec<Result<Vec<Value>, AwsError>> =
-        inputs.iter().map(|_| Ok(Vec::new())).collect();
+    let mut out: Vec<Result<Vec<T>, AwsError>> = inputs.iter().map(|_| Ok(Vec::new())).collect();
     let mut tokens: Vec<Option<Option<String>>> = inputs.iter().map(|_| Some(None)).collect();
     let mut seen: Vec<std::collections::HashSet<String>> =
         inputs.iter().map(|_| Default::default()).collect();
@@ -132,39 +137,38 @@ fn list_batch<P: Platform>(
         if due.is_empty() {
             return out;
         }
-        let bodies: Vec<Value> = due
-            .iter()
-            .map(|&i| {
-                let mut body = inputs[i].clone();
-                body["MaxResults"] = json!(page_size);
-                if let Some(Some(t)) = &tokens[i] {
-                    body["NextToken"] = json!(t);
-                }
-                body
-            })
-            .collect();
-        for (i, result) in due
-            .into_iter()
-            .zip(client.json_batch(service, action, &bodies))
-        {
-            tokens[i] = None;
-            match result {
-                Err(e) => out[i] = Err(e),
-                Ok(page) => {
-                    let next = page
-                        .get("NextToken")
-                        .and_then(Value::as_str)
-                        .filter(|t| !t.is_empty())
-                        .map(str::to_string);
-                    if let Ok(pages) = &mut out[i] {
-                        pages.push(page);
+        for due in due.chunks(BATCH_INPUTS) {
+            let bodies: Vec<Value> = due
+                .iter()
+                .map(|&i| {
+                    let mut body = inputs[i].clone();
+                    body["MaxResults"] = json!(page_size);
+                    if let Some(Some(t)) = &tokens[i] {
+                        body["NextToken"] = json!(t);
                     }
-                    if let Some(t) = next {
-                        if seen[i].insert(t.clone()) {
-                            tokens[i] = Some(Some(t));
-                        } else {
-                            out[i] = Err(AwsError::new(&operation, 200, "RepeatedNextToken", "AWS returned the same NextToken twice; stopping instead of looping")
-                                .with_kind(ErrorKind::Malformed));
+                    body
+                })
+                .collect();
+            for (&i, result) in due.iter().zip(client.json_batch(service, action, &bodies)) {
+                tokens[i] = None;
+                match result {
+                    Err(e) => out[i] = Err(e),
+                    Ok(page) => {
+                        let next = page
+                            .get("NextToken")
+                            .and_then(Value::as_str)
+                            .filter(|t| !t.is_empty())
+                            .map(str::to_string);
+                        if let Ok(items) = &mut out[i] {
+                            items.extend(read(&page));
+                        }
+                        if let Some(t) = next {
+                            if seen[i].insert(t.clone()) {
+                                tokens[i] = Some(Some(t));
+                            } else {
+                                out[i] = Err(AwsError::new(&operation, 200, "RepeatedNextToken", "AWS returned the same NextToken twice; stopping instead of looping")
+                                    .with_kind(ErrorKind::Malformed));
+                            }
                         }
                     }
                 }
@@ -276,22 +280,18 @@ pub fn memberships<P: Platform>(
         "ListGroupMemberships",
         &inputs,
         100,
-    )
-    .into_iter()
-    .map(|pages| {
-        Ok(pages?
-            .iter()
-            .flat_map(|p| items(p, "GroupMemberships"))
-            .filter_map(|m| {
-                let user_id = m.get("MemberId").and_then(|id| opt(id, "UserId"))?;
-                Some(Membership {
-                    membership_id: s(m, "MembershipId"),
-                    user_id,
+        |page| {
+            items(page, "GroupMemberships")
+                .filter_map(|m| {
+                    let user_id = m.get("MemberId").and_then(|id| opt(id, "UserId"))?;
+                    Some(Membership {
+                        membership_id: s(m, "MembershipId"),
+                        user_id,
+                    })
                 })
-            })
-            .collect())
-    })
-    .collect()
+                .collect()
+        },
+    )
 }
 
 pub fn permission_sets<P: Platform>(
@@ -346,17 +346,13 @@ pub fn provisioned_to<P: Platform>(
         "ListPermissionSetsProvisionedToAccount",
         &inputs,
         100,
+        |page| {
+            items(page, "PermissionSets")
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        },
     )
-    .into_iter()
-    .map(|pages| {
-        Ok(pages?
-            .iter()
-            .flat_map(|p| items(p, "PermissionSets"))
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect())
-    })
-    .collect()
 }
 
 /// Assignments of many (account, permission set) pairs at once.
@@ -375,19 +371,15 @@ pub fn assignments<P: Platform>(
         "ListAccountAssignments",
         &inputs,
         100,
+        |page| {
+            items(page, "AccountAssignments")
+                .map(|a| Assignment {
+                    principal_type: s(a, "PrincipalType"),
+                    principal_id: s(a, "PrincipalId"),
+                })
+                .collect()
+        },
     )
-    .into_iter()
-    .map(|pages| {
-        Ok(pages?
-            .iter()
-            .flat_map(|p| items(p, "AccountAssignments"))
-            .map(|a| Assignment {
-                principal_type: s(a, "PrincipalType"),
-                principal_id: s(a, "PrincipalId"),
-            })
-            .collect())
-    })
-    .collect()
 }
 
 pub fn accounts<P: Platform>(client: &AwsClient<P>) -> Result<Vec<Account>, AwsError> {

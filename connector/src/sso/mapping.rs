@@ -114,23 +114,25 @@ pub fn membership_grants(
     group: &ResourceId,
     members: &[Membership],
 ) -> Vec<Grant> {
-    let entitlement_id = format!("{SSO_GROUP}:{}:member", group.resource);
     members
         .iter()
-        .map(|m| {
-            let user = user_arn(region, store, &m.user_id);
-            Grant {
-                id: m.membership_id.clone(),
-                entitlement_id: entitlement_id.clone(),
-                resource: group.clone(),
-                principal: ResourceId::new(SSO_USER, &user),
-                annotations: vec![Annotation::V1Identifier(format!(
-                    "grant:membership:{}:{user}",
-                    group.resource
-                ))],
-            }
-        })
+        .map(|m| membership_grant(region, store, group, m))
         .collect()
+}
+
+/// The grant of `sso_group:<arn>:member` to one member.
+pub fn membership_grant(region: &str, store: &str, group: &ResourceId, m: &Membership) -> Grant {
+    let user = user_arn(region, store, &m.user_id);
+    Grant {
+        id: m.membership_id.clone(),
+        entitlement_id: format!("{SSO_GROUP}:{}:member", group.resource),
+        resource: group.clone(),
+        principal: ResourceId::new(SSO_USER, &user),
+        annotations: vec![Annotation::V1Identifier(format!(
+            "grant:membership:{}:{user}",
+            group.resource
+        ))],
+    }
 }
 
 pub fn account_resource(a: &Account) -> Resource {

@@ -83,16 +83,19 @@ pub fn unpack(c1z: &Path, dest: &Path) -> Result<()> {
 
 /// Compresses the SQLite file `db` into `out` atomically: `<out>.tmp`, fsync, rename.
 pub fn pack(db: &Path, out: &Path) -> Result<()> {
-    let data = fs::read(db).with_context(|| format!("cannot read {}", db.display()))?;
+    // Streamed: the database may be far larger than the host's memory budget.
+    let mut data = File::open(db).with_context(|| format!("cannot read {}", db.display()))?;
+    let size = data.metadata()?.len();
     let tmp = PathBuf::from(format!("{}.tmp", out.display()));
     let result = (|| -> Result<()> {
         let mut f =
             File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
         f.write_all(MAGIC)?;
         let mut encoder = zstd::stream::write::Encoder::new(&mut f, ZSTD_LEVEL)?;
-        encoder.set_pledged_src_size(Some(data.len() as u64))?;
+        encoder.set_pledged_src_size(Some(size))?;
         encoder.include_contentsize(true)?;
-        encoder.write_all(&data)?;
+        std::io::copy(&mut data, &mut encoder)
+            .with_context(|| format!("cannot compress {}", db.display()))?;
         encoder.finish()?;
         f.sync_all()?;
         fs::rename(&tmp, out)

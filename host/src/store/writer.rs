@@ -360,8 +360,11 @@ impl Writer {
              where sync_id = ?3",
             params![now(), stats_json, self.sync_id],
         )?;
-        self.cleanup_old_syncs()?;
-        self.conn.execute_batch("vacuum;")?;
+        // Vacuum only gives back what dropping old syncs freed; a first sync has nothing
+        // to give back, and vacuuming a large file costs seconds.
+        if self.cleanup_old_syncs()? > 0 {
+            self.conn.execute_batch("vacuum;")?;
+        }
         let (out, path, lock) = self.close()?;
         c1z::pack(&path, &out)?;
         let _ = fs::remove_file(&path);
@@ -370,7 +373,8 @@ impl Writer {
         Ok(out)
     }
 
-    fn cleanup_old_syncs(&self) -> Result<()> {
+    /// Drops full syncs beyond the newest [`KEEP_FULL_SYNCS`]; returns how many.
+    fn cleanup_old_syncs(&self) -> Result<usize> {
         let mut stmt = self.conn.prepare(
             "select sync_id from v1_sync_runs where sync_type = 'full' and ended_at is not null
              order by ended_at desc, sync_id desc",
@@ -381,7 +385,7 @@ impl Writer {
             .into_iter()
             .skip(KEEP_FULL_SYNCS)
             .collect();
-        for id in old {
+        for id in &old {
             for table in [
                 "v1_resource_types",
                 "v1_resources",
@@ -397,7 +401,7 @@ impl Writer {
                 )?;
             }
         }
-        Ok(())
+        Ok(old.len())
     }
 }
 
