@@ -1,5 +1,6 @@
 //! The connector: metadata, configuration, and the list calls the host drives.
 
+use crate::aws::pace::Pacer;
 use crate::aws::{AwsClient, Endpoints, Service};
 use crate::iam::details::AuthorizationDetails;
 use crate::iam::mapping::{self, IamIndex};
@@ -112,6 +113,8 @@ pub struct Connector {
     caller_account: RefCell<Option<String>>,
     unreadable_accounts: RefCell<std::collections::HashSet<String>>,
     sso: RefCell<SsoState>,
+    /// Identity Center's request rate, shared by every call of this connector.
+    pacer: Pacer,
 }
 
 /// Identity Center and Organizations data read once per sync.
@@ -207,13 +210,14 @@ impl Connector {
                 caller_account: RefCell::new(None),
                 unreadable_accounts: RefCell::new(Default::default()),
                 sso: RefCell::new(SsoState::default()),
+                pacer: Pacer::identity_center(),
             },
             configured,
         ))
     }
 
     fn client<'a, P: Platform>(&'a self, platform: &'a P) -> AwsClient<'a, P> {
-        AwsClient::new(platform, &self.endpoints)
+        AwsClient::new(platform, &self.endpoints).paced(&self.pacer)
     }
 
     pub fn validate<P: Platform>(&self, platform: &P) -> Result<String, ConnectorError> {

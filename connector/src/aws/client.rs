@@ -3,6 +3,7 @@
 
 use super::endpoints::{Endpoints, Protocol, Service};
 use super::errors::{AwsError, ErrorKind};
+use super::pace::Pacer;
 use super::retry::RetryPolicy;
 use super::{json, query};
 use crate::model::{CredentialScope, Credentials, LogLevel};
@@ -12,9 +13,9 @@ use crate::xml::Element;
 use serde_json::Value;
 use std::time::SystemTime;
 
-/// How many requests one connector keeps in flight to one service. IAM Identity Center
-/// allows about 20 requests per second in total; eight in flight stays under it at
-/// AWS's usual latencies and backs off together when it does not.
+/// How many requests one connector keeps in flight to one service. Identity Center calls
+/// are also paced to its request rate (see [`Pacer`]); a batch that is throttled anyway
+/// backs off together.
 pub const MAX_IN_FLIGHT: usize = 8;
 
 pub struct AwsClient<'a, P: Platform> {
@@ -22,6 +23,8 @@ pub struct AwsClient<'a, P: Platform> {
     pub endpoints: &'a Endpoints,
     pub scope: CredentialScope,
     pub retry: RetryPolicy,
+    /// Paces Identity Store and SSO Admin calls, shared by every client of a connector.
+    pub pacer: Option<&'a Pacer>,
 }
 
 impl<'a, P: Platform> AwsClient<'a, P> {
@@ -31,6 +34,25 @@ impl<'a, P: Platform> AwsClient<'a, P> {
             endpoints,
             scope: CredentialScope::Base,
             retry: RetryPolicy::default(),
+            pacer: None,
+        }
+    }
+
+    /// The same client, pacing Identity Center calls with `pacer`.
+    pub fn paced(mut self, pacer: &'a Pacer) -> AwsClient<'a, P> {
+        self.pacer = Some(pacer);
+        self
+    }
+
+    /// Waits until `n` more calls to `service` may go.
+    fn pace(&self, service: Service, n: usize) {
+        let Some(pacer) = self.pacer else { return };
+        if !matches!(service, Service::IdentityStore | Service::SsoAdmin) {
+            return;
+        }
+        let wait = pacer.reserve(self.platform.now(), n);
+        if !wait.is_zero() {
+            self.platform.sleep(wait);
         }
     }
 
@@ -41,6 +63,7 @@ impl<'a, P: Platform> AwsClient<'a, P> {
             endpoints: self.endpoints,
             scope,
             retry: self.retry,
+            pacer: self.pacer,
         }
     }
 
@@ -127,6 +150,7 @@ impl<'a, P: Platform> AwsClient<'a, P> {
                         Err(e) => results[i] = Some(Err(e)),
                     }
                 }
+                self.pace(service, requests.len());
                 let responses = self.platform.send_many(&requests);
                 for ((i, request), response) in sent.into_iter().zip(&requests).zip(responses) {
                     let outcome = response
@@ -236,6 +260,7 @@ impl<'a, P: Platform> AwsClient<'a, P> {
         body: &[u8],
         refresh: bool,
     ) -> Result<HttpResponse, AwsError> {
+        self.pace(service, 1);
         let credentials = self
             .platform
             .credentials(&self.scope, refresh)

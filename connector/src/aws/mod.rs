@@ -4,6 +4,7 @@ pub mod client;
 pub mod endpoints;
 pub mod errors;
 pub mod json;
+pub mod pace;
 pub mod query;
 pub mod retry;
 
