@@ -597,9 +597,25 @@ impl Connector {
         if let Some(u) = &self.sso.borrow().users {
             return Ok(u.clone());
         }
-        let store = self.instance(platform)?.identity_store_id;
-        let users = Rc::new(fetch::users(&self.client(platform), &store)?);
-        self.sso.borrow_mut().users = Some(users.clone());
+        let instance = self.instance(platform)?;
+        let (region, store) = (&self.config.sso_region, &instance.identity_store_id);
+        // Groups first, so that their members can be read while the users are listed. A
+        // group listing that fails here is reported when the groups are listed.
+        let groups = self.sso_groups(platform).unwrap_or_default();
+        let ids: Vec<&str> = groups.iter().map(|g| g.group_id.as_str()).collect();
+        let (users, members) = fetch::users_and_members(&self.client(platform), store, &ids)?;
+        let users = Rc::new(users);
+        let mut state = self.sso.borrow_mut();
+        state.users = Some(users.clone());
+        for (g, m) in groups.iter().zip(members) {
+            if let Some(m) = m {
+                let id = ResourceId::new(
+                    SSO_GROUP,
+                    sso_mapping::group_arn(region, store, &g.group_id),
+                );
+                state.grants.insert(id, Ok(Held::Members(Rc::new(m))));
+            }
+        }
         Ok(users)
     }
 

@@ -18,6 +18,11 @@ use std::time::SystemTime;
 /// backs off together.
 pub const MAX_IN_FLIGHT: usize = 8;
 
+/// Identity Center's services share one request rate.
+fn paced(service: Service) -> bool {
+    matches!(service, Service::IdentityStore | Service::SsoAdmin)
+}
+
 pub struct AwsClient<'a, P: Platform> {
     pub platform: &'a P,
     pub endpoints: &'a Endpoints,
@@ -44,15 +49,22 @@ impl<'a, P: Platform> AwsClient<'a, P> {
         self
     }
 
-    /// Waits until `n` more calls to `service` may go.
-    fn pace(&self, service: Service, n: usize) {
-        let Some(pacer) = self.pacer else { return };
-        if !matches!(service, Service::IdentityStore | Service::SsoAdmin) {
+    /// Waits until `n` more paced calls may go.
+    fn pace(&self, n: usize) {
+        let Some(pacer) = self.pacer.filter(|_| n > 0) else {
             return;
-        }
+        };
         let wait = pacer.reserve(self.platform.now(), n);
         if !wait.is_zero() {
             self.platform.sleep(wait);
+        }
+    }
+
+    /// How many Identity Center calls may go right now without waiting for the pace.
+    pub fn spare_calls(&self) -> usize {
+        match self.pacer {
+            Some(p) => p.available(self.platform.now()),
+            None => MAX_IN_FLIGHT,
         }
     }
 
@@ -96,28 +108,40 @@ impl<'a, P: Platform> AwsClient<'a, P> {
         action: &str,
         inputs: &[Value],
     ) -> Vec<Result<Value, AwsError>> {
-        let operation = format!("{}:{action}", service.action_prefix());
-        let bodies: Vec<Vec<u8>> = inputs
+        let calls: Vec<(Service, &str, &Value)> =
+            inputs.iter().map(|v| (service, action, v)).collect();
+        self.json_calls(&calls)
+    }
+
+    /// JSON calls of any operations, sent and retried together as [`json_batch`] does.
+    ///
+    /// [`json_batch`]: AwsClient::json_batch
+    pub fn json_calls(&self, calls: &[(Service, &str, &Value)]) -> Vec<Result<Value, AwsError>> {
+        let operations: Vec<String> = calls
             .iter()
-            .map(|v| serde_json::to_vec(v).expect("JSON values serialise"))
+            .map(|(service, action, _)| format!("{}:{action}", service.action_prefix()))
+            .collect();
+        let bodies: Vec<Vec<u8>> = calls
+            .iter()
+            .map(|(_, _, v)| serde_json::to_vec(v).expect("JSON values serialise"))
             .collect();
         let mut results: Vec<Option<Result<Value, AwsError>>> =
-            (0..inputs.len()).map(|_| None).collect();
-        let mut pending: Vec<usize> = (0..inputs.len()).collect();
+            (0..calls.len()).map(|_| None).collect();
+        let mut pending: Vec<usize> = (0..calls.len()).collect();
         let (mut attempt, mut refresh) = (1, false);
         while !pending.is_empty() {
             let credentials = match self.platform.credentials(&self.scope, refresh) {
                 Ok(c) => c,
                 Err(e) => {
-                    let err = AwsError::new(
-                        &operation,
-                        0,
-                        "CredentialsUnavailable",
-                        &format!("no credentials: {e}"),
-                    )
-                    .with_kind(ErrorKind::Fatal);
                     for i in pending {
-                        results[i] = Some(Err(err.clone()));
+                        let err = AwsError::new(
+                            &operations[i],
+                            0,
+                            "CredentialsUnavailable",
+                            &format!("no credentials: {e}"),
+                        )
+                        .with_kind(ErrorKind::Fatal);
+                        results[i] = Some(Err(err));
                     }
                     break;
                 }
@@ -134,11 +158,12 @@ impl<'a, P: Platform> AwsClient<'a, P> {
                 let mut requests = Vec::new();
                 let mut sent = Vec::new();
                 for &i in chunk {
+                    let (service, action, _) = calls[i];
                     match build_request(
                         self.endpoints,
                         service,
                         action,
-                        &operation,
+                        &operations[i],
                         &bodies[i],
                         &credentials,
                         self.platform.now(),
@@ -150,13 +175,15 @@ impl<'a, P: Platform> AwsClient<'a, P> {
                         Err(e) => results[i] = Some(Err(e)),
                     }
                 }
-                self.pace(service, requests.len());
+                let paced = sent.iter().filter(|&&i| paced(calls[i].0)).count();
+                self.pace(paced);
                 let responses = self.platform.send_many(&requests);
                 for ((i, request), response) in sent.into_iter().zip(&requests).zip(responses) {
+                    let operation = &operations[i];
                     let outcome = response
-                        .map_err(|e| transport_error(&operation, request, e))
+                        .map_err(|e| transport_error(operation, request, e))
                         .and_then(|r| {
-                            json::parse_response(&operation, &r)
+                            json::parse_response(operation, &r)
                                 .map_err(|e| with_response_headers(e, &r))
                         });
                     match outcome {
@@ -190,7 +217,8 @@ impl<'a, P: Platform> AwsClient<'a, P> {
                 self.platform.log(
                     LogLevel::Debug,
                     &format!(
-                        "{operation}: {} calls throttled or failed; retrying together in {} ms",
+                        "{}: {} calls throttled or failed; retrying together in {} ms",
+                        operations[again[0]],
                         again.len(),
                         wait.as_millis()
                     ),
@@ -202,10 +230,11 @@ impl<'a, P: Platform> AwsClient<'a, P> {
         }
         results
             .into_iter()
-            .map(|r| {
+            .zip(&operations)
+            .map(|(r, operation)| {
                 r.unwrap_or_else(|| {
                     Err(
-                        AwsError::new(&operation, 0, "NotSent", "the call was not sent")
+                        AwsError::new(operation, 0, "NotSent", "the call was not sent")
                             .with_kind(ErrorKind::Fatal),
                     )
                 })
@@ -260,7 +289,7 @@ impl<'a, P: Platform> AwsClient<'a, P> {
         body: &[u8],
         refresh: bool,
     ) -> Result<HttpResponse, AwsError> {
-        self.pace(service, 1);
+        self.pace(usize::from(paced(service)));
         let credentials = self
             .platform
             .credentials(&self.scope, refresh)

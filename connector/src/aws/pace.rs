@@ -33,6 +33,16 @@ impl Pacer {
         )
     }
 
+    /// How many requests could be sent at `now` without waiting.
+    pub fn available(&self, now: SystemTime) -> usize {
+        let tolerance = self.interval * (self.burst - 1);
+        let due = self.due.get().unwrap_or(now).max(now);
+        match (now + tolerance).duration_since(due) {
+            Ok(slack) => (slack.as_nanos() / self.interval.as_nanos()) as usize + 1,
+            Err(_) => 0,
+        }
+    }
+
     /// Books `n` requests to be sent together at `now`; returns how long to wait first.
     pub fn reserve(&self, now: SystemTime, n: usize) -> Duration {
         let tolerance = self.interval * (self.burst - 1);
@@ -69,6 +79,18 @@ mod tests {
             now.duration_since(t0).unwrap(),
             Duration::from_millis(4_600)
         );
+    }
+
+    #[test]
+    fn available_counts_what_may_go_without_waiting() {
+        let p = Pacer::new(20, 8);
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        assert_eq!(p.available(t0), 8);
+        p.reserve(t0, 5);
+        assert_eq!(p.available(t0), 3);
+        p.reserve(t0, 3);
+        assert_eq!(p.available(t0), 0);
+        assert_eq!(p.available(t0 + Duration::from_millis(100)), 2);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Reads Identity Center and Organizations through their JSON APIs, at the largest page
 //! sizes they allow (Identity Store and SSO Admin 100, Organizations 20).
 
+use crate::aws::client::MAX_IN_FLIGHT;
 use crate::aws::json::for_each_page;
 use crate::aws::{AwsClient, AwsError, ErrorKind, Service};
 use crate::model::ConnectorError;
@@ -215,30 +216,131 @@ fn external_ids(v: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-pub fn users<P: Platform>(client: &AwsClient<P>, store: &str) -> Result<Vec<SsoUser>, AwsError> {
-    let mut out = Vec::new();
-    list(
-        client,
-        Service::IdentityStore,
-        "ListUsers",
-        json!({"IdentityStoreId": store}),
-        100,
-        |page| {
-            for u in items(page, "Users") {
-                out.push(SsoUser {
-                    user_id: s(u, "UserId"),
-                    user_name: s(u, "UserName"),
-                    display_name: s(u, "DisplayName"),
-                    emails: items(u, "Emails").filter_map(|e| opt(e, "Value")).collect(),
-                    status: opt(u, "UserStatus"),
-                    external_ids: external_ids(u),
-                    given_name: u.get("Name").and_then(|n| opt(n, "GivenName")),
-                    family_name: u.get("Name").and_then(|n| opt(n, "FamilyName")),
-                });
+fn user_items(page: &Value) -> impl Iterator<Item = SsoUser> + '_ {
+    items(page, "Users").map(|u| SsoUser {
+        user_id: s(u, "UserId"),
+        user_name: s(u, "UserName"),
+        display_name: s(u, "DisplayName"),
+        emails: items(u, "Emails").filter_map(|e| opt(e, "Value")).collect(),
+        status: opt(u, "UserStatus"),
+        external_ids: external_ids(u),
+        given_name: u.get("Name").and_then(|n| opt(n, "GivenName")),
+        family_name: u.get("Name").and_then(|n| opt(n, "FamilyName")),
+    })
+}
+
+/// Users that are members of a group (groups cannot nest in Identity Store today).
+fn membership_items(page: &Value) -> Vec<Membership> {
+    items(page, "GroupMemberships")
+        .filter_map(|m| {
+            let user_id = m.get("MemberId").and_then(|id| opt(id, "UserId"))?;
+            Some(Membership {
+                membership_id: s(m, "MembershipId"),
+                user_id,
+            })
+        })
+        .collect()
+}
+
+fn next_token(page: &Value) -> Option<String> {
+    page.get("NextToken")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+}
+
+pub type Members = Vec<Membership>;
+
+/// Every user of the store. The listing goes one page at a time (each page needs the
+/// previous one's token), which leaves most of Identity Center's request rate unused:
+/// meanwhile, with what is spare, the members of `groups` are read too. Returns the
+/// users, and the members of each group that could be read whole (`None`: read later).
+pub fn users_and_members<P: Platform>(
+    client: &AwsClient<P>,
+    store: &str,
+    groups: &[&str],
+) -> Result<(Vec<SsoUser>, Vec<Option<Members>>), AwsError> {
+    let body = |token: Option<&str>, group: Option<&str>| {
+        let mut body = json!({"IdentityStoreId": store, "MaxResults": 100});
+        if let Some(g) = group {
+            body["GroupId"] = json!(g);
+        }
+        if let Some(t) = token {
+            body["NextToken"] = json!(t);
+        }
+        body
+    };
+    let mut users = Vec::new();
+    let mut members: Vec<Option<Members>> = groups.iter().map(|_| Some(Vec::new())).collect();
+    let mut complete = vec![false; groups.len()];
+    let mut waiting: std::collections::VecDeque<(usize, Option<String>)> =
+        (0..groups.len()).map(|g| (g, None)).collect();
+    let mut token: Option<String> = None;
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let mut bodies = vec![body(token.as_deref(), None)];
+        let mut asked = Vec::new();
+        let spare = client
+            .spare_calls()
+            .saturating_sub(1)
+            .min(MAX_IN_FLIGHT - 1);
+        while asked.len() < spare {
+            let Some((g, t)) = waiting.pop_front() else {
+                break;
+            };
+            bodies.push(body(t.as_deref(), Some(groups[g])));
+            asked.push(g);
+        }
+        let calls: Vec<(Service, &str, &Value)> = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let action = if i == 0 {
+                    "ListUsers"
+                } else {
+                    "ListGroupMemberships"
+                };
+                (Service::IdentityStore, action, b)
+            })
+            .collect();
+        let mut results = client.json_calls(&calls).into_iter();
+        let page = results.next().expect("one answer per call")?;
+        users.extend(user_items(&page));
+        for (g, result) in asked.into_iter().zip(results) {
+            // A group that fails here is read again later, on its own.
+            let Ok(p) = result else {
+                members[g] = None;
+                continue;
+            };
+            if let Some(m) = &mut members[g] {
+                m.extend(membership_items(&p));
             }
-        },
-    )?;
-    Ok(out)
+            match next_token(&p) {
+                Some(t) => waiting.push_back((g, Some(t))),
+                None => complete[g] = true,
+            }
+        }
+        token = next_token(&page);
+        match &token {
+            None => break,
+            Some(t) if !seen.insert(t.clone()) => {
+                return Err(AwsError::new(
+                    "identitystore:ListUsers",
+                    200,
+                    "RepeatedNextToken",
+                    "AWS returned the same NextToken twice; stopping instead of looping",
+                )
+                .with_kind(ErrorKind::Malformed));
+            }
+            Some(_) => {}
+        }
+    }
+    let members = members
+        .into_iter()
+        .zip(complete)
+        .map(|(m, done)| m.filter(|_| done))
+        .collect();
+    Ok((users, members))
 }
 
 pub fn groups<P: Platform>(client: &AwsClient<P>, store: &str) -> Result<Vec<SsoGroup>, AwsError> {
@@ -280,17 +382,7 @@ pub fn memberships<P: Platform>(
         "ListGroupMemberships",
         &inputs,
         100,
-        |page| {
-            items(page, "GroupMemberships")
-                .filter_map(|m| {
-                    let user_id = m.get("MemberId").and_then(|id| opt(id, "UserId"))?;
-                    Some(Membership {
-                        membership_id: s(m, "MembershipId"),
-                        user_id,
-                    })
-                })
-                .collect()
-        },
+        membership_items,
     )
 }
 
@@ -441,5 +533,87 @@ pub fn check_management<P: Platform>(
             ),
         )),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::Endpoints;
+    use crate::testing::{resp, Fake};
+
+    #[test]
+    fn members_are_read_alongside_the_user_listing() {
+        let user = |id: &str| format!(r#"{{"UserId":"{id}","UserName":"{id}"}}"#);
+        let member =
+            |id: &str| format!(r#"{{"MembershipId":"m-{id}","MemberId":{{"UserId":"{id}"}}}}"#);
+        let denied = resp(
+            400,
+            &[("x-amzn-ErrorType", "AccessDeniedException")],
+            r#"{"message":"no"}"#,
+        );
+        let script = vec![
+            (
+                r#"{"IdentityStoreId":"d-1","MaxResults":100}"#.to_string(),
+                resp(
+                    200,
+                    &[],
+                    &format!(
+                        r#"{{"Users":[{},{}],"NextToken":"u2"}}"#,
+                        user("a"),
+                        user("b")
+                    ),
+                ),
+            ),
+            (
+                r#""NextToken":"u2""#.to_string(),
+                resp(200, &[], &format!(r#"{{"Users":[{}]}}"#, user("c"))),
+            ),
+            (
+                r#""GroupId":"g1","IdentityStoreId":"d-1","MaxResults":100}"#.to_string(),
+                resp(
+                    200,
+                    &[],
+                    &format!(
+                        r#"{{"GroupMemberships":[{}],"NextToken":"m2"}}"#,
+                        member("a")
+                    ),
+                ),
+            ),
+            (
+                r#""NextToken":"m2""#.to_string(),
+                resp(
+                    200,
+                    &[],
+                    &format!(r#"{{"GroupMemberships":[{}]}}"#, member("b")),
+                ),
+            ),
+            (
+                r#""GroupId":"g2""#.to_string(),
+                resp(
+                    200,
+                    &[],
+                    &format!(r#"{{"GroupMemberships":[{}]}}"#, member("c")),
+                ),
+            ),
+            (r#""GroupId":"g3""#.to_string(), denied),
+        ];
+        let fake = Fake::new(script);
+        let endpoints = Endpoints::new("us-east-1", "us-east-1", None).unwrap();
+        let client = AwsClient::new(&fake, &endpoints);
+        let (users, members) = users_and_members(&client, "d-1", &["g1", "g2", "g3"]).unwrap();
+        let ids: Vec<_> = users.iter().map(|u| u.user_id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        let of = |g: usize| {
+            members[g]
+                .as_ref()
+                .map(|m| m.iter().map(|m| m.user_id.clone()).collect::<Vec<_>>())
+        };
+        assert_eq!(of(0), Some(vec!["a".into(), "b".into()]), "both pages");
+        assert_eq!(of(1), Some(vec!["c".into()]));
+        assert_eq!(of(2), None, "a group that failed is left to be read later");
+        // Two rounds: the user pages each with the member pages that were due.
+        assert_eq!(*fake.batches.borrow(), [4, 2]);
+        assert!(fake.script.borrow().is_empty());
     }
 }
